@@ -1,0 +1,33 @@
+/** The Hono application: middleware order, route mounting and the error envelope. @module */
+import { Hono } from "hono";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import type { AppEnv } from "./env.ts";
+import { notFound, onError } from "./middleware/errors.ts";
+import { namespaces } from "./routes/namespaces.ts";
+import { search } from "./routes/search.ts";
+import { stats } from "./routes/stats.ts";
+
+export function createApp(): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.use(requestId({ headerName: "X-Request-Id" }));
+  app.use(secureHeaders());
+  app.onError(onError);
+  app.notFound(notFound);
+
+  app.get("/api/v1/health", (c) => c.json({ ok: true }));
+  app.route("/api/v1/namespaces", namespaces);
+  app.route("/api/v1/search", search);
+  app.route("/api/v1/stats", stats);
+  app.get("/", (c) =>
+    c.json({
+      name: "nixdocs",
+      api: {
+        namespaces: "/api/v1/namespaces",
+        search: "/api/v1/search?q=",
+        stats: "/api/v1/stats",
+      },
+    }),
+  );
+  return app;
+}

@@ -1,0 +1,30 @@
+/**
+ * The error envelope at the edge: every failure leaves as `{ error: { code, message, details? } }`
+ * with its status. Errors from objects arrive over RPC and are decoded back into `ApiError`s;
+ * anything unexpected is logged with the request id and answered as a bare 500 that leaks nothing.
+ * @module
+ */
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { ApiError, fromWireError, type ErrorStatus } from "../../shared/errors.ts";
+import type { AppEnv } from "../env.ts";
+
+export function errorResponse(c: Context<AppEnv>, err: ApiError): Response {
+  return c.json(err.toBody(), err.status);
+}
+
+export function onError(err: Error, c: Context<AppEnv>): Response {
+  const api = fromWireError(err);
+  if (api) return errorResponse(c, api);
+  if (err instanceof HTTPException) {
+    const status = err.status as ErrorStatus;
+    const code = status === 413 ? "payload_too_large" : status === 401 ? "unauthorized" : status === 404 ? "not_found" : "bad_request";
+    return errorResponse(c, new ApiError(status, code, err.message || "request rejected"));
+  }
+  console.error("edge: unhandled error", c.get("requestId"), err.stack ?? String(err));
+  return errorResponse(c, new ApiError(500, "internal_error", "internal error; quote the request id when reporting it", { requestId: c.get("requestId") }));
+}
+
+export function notFound(c: Context<AppEnv>): Response {
+  return errorResponse(c, new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
+}

@@ -1,0 +1,98 @@
+/** `/api/v1/namespaces`: listing, ingest, modules, versions, diffs and options. @module */
+import { Hono } from "hono";
+import { ApiError } from "../../shared/errors.ts";
+import { groupIntoModules } from "../../shared/group.ts";
+import { LIMITS } from "../../shared/limits.ts";
+import { ingestQuery, namespaceName, normalizeModules, normalizeOptionsJson } from "../../shared/schemas.ts";
+import type { ModuleRecord } from "../../shared/types.ts";
+import { z } from "../../shared/zod.ts";
+import type { AppEnv } from "../env.ts";
+import { requireAdmin } from "../middleware/auth.ts";
+import { limitBody, readJson } from "../middleware/body.ts";
+import { requireNamespace } from "../registry.ts";
+import { coordinator, shard } from "../stubs.ts";
+import { parseOr400, pathTail } from "../validate.ts";
+
+const nsParam = z.object({ ns: namespaceName });
+const pageQuery = z.strictObject({
+  cursor: z.string().max(2048).optional(),
+  limit: z.coerce.number().int().min(1).max(LIMITS.maxPageSize).default(50),
+  includeDeleted: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
+});
+const diffQuery = z.strictObject({ from: z.coerce.number().int().min(0), to: z.coerce.number().int().min(1) });
+
+/** A body is a batch of module records when it has a `modules` array; otherwise it is an options.json. */
+function looksLikeModuleBatch(body: unknown): boolean {
+  return !!body && typeof body === "object" && Array.isArray((body as { modules?: unknown }).modules);
+}
+
+export const namespaces = new Hono<AppEnv>();
+
+namespaces.get("/", async (c) => {
+  const items = await coordinator(c.env).listNamespaces();
+  return c.json({ items });
+});
+
+namespaces.get("/:ns", async (c) => {
+  const { ns } = parseOr400(nsParam, c.req.param(), "path");
+  await requireNamespace(c.env, ns);
+  return c.json(await shard(c.env, ns).counts(ns));
+});
+
+namespaces.post("/:ns/modules/batch", requireAdmin, limitBody(), async (c) => {
+  const { ns } = parseOr400(nsParam, c.req.param(), "path");
+  const query = parseOr400(ingestQuery, c.req.query(), "query");
+  const body = await readJson(c);
+  const format = query.format ?? (looksLikeModuleBatch(body) ? "modules" : "options-json");
+  let modules: ModuleRecord[];
+  if (format === "modules") {
+    const result = normalizeModules(body);
+    if ("issues" in result) throw new ApiError(400, "validation_failed", "the batch has invalid records; nothing was written", { issues: result.issues });
+    modules = result.modules;
+  } else {
+    const result = normalizeOptionsJson(body);
+    if ("issues" in result) throw new ApiError(400, "validation_failed", "the options.json has invalid entries; nothing was written", { issues: result.issues });
+    modules = groupIntoModules(result.options);
+  }
+  const summary = await shard(c.env, ns).ingest(ns, { modules, mode: query.mode, importId: query.importId, final: query.final });
+  return c.json(summary);
+});
+
+namespaces.get("/:ns/modules", async (c) => {
+  const { ns } = parseOr400(nsParam, c.req.param(), "path");
+  const q = parseOr400(pageQuery, c.req.query(), "query");
+  await requireNamespace(c.env, ns);
+  return c.json(await shard(c.env, ns).listModules(ns, q.cursor ?? null, q.limit, q.includeDeleted));
+});
+
+/**
+ * `/modules/<path>`, `/modules/<path>/versions`, `/modules/<path>/versions/<n>` and
+ * `/modules/<path>/diff?from=&to=`. Module paths contain slashes, so the tail is read whole.
+ */
+namespaces.get("/:ns/modules/*", async (c) => {
+  const { ns } = parseOr400(nsParam, c.req.param(), "path");
+  const tail = pathTail(c.req.url, `/namespaces/${ns}/modules/`);
+  if (!tail) throw new ApiError(400, "bad_request", "the module path is missing");
+  await requireNamespace(c.env, ns);
+  const stub = shard(c.env, ns);
+  const version = /^(.+)\/versions\/(\d{1,9})$/.exec(tail);
+  if (version) return c.json(await stub.getVersion(ns, version[1]!, Number(version[2])));
+  if (tail.endsWith("/versions")) {
+    const path = tail.slice(0, -"/versions".length);
+    return c.json({ namespace: ns, module: path, items: await stub.listVersions(ns, path) });
+  }
+  if (tail.endsWith("/diff")) {
+    const q = parseOr400(diffQuery, c.req.query(), "query");
+    return c.json(await stub.diff(ns, tail.slice(0, -"/diff".length), q.from, q.to));
+  }
+  return c.json(await stub.getModule(ns, tail));
+});
+
+namespaces.get("/:ns/options/*", async (c) => {
+  const { ns } = parseOr400(nsParam, c.req.param(), "path");
+  const name = pathTail(c.req.url, `/namespaces/${ns}/options/`);
+  if (!name) throw new ApiError(400, "bad_request", "the option name is missing");
+  if (name.length > LIMITS.maxPathLength * 4) throw new ApiError(400, "bad_request", "the option name is too long");
+  await requireNamespace(c.env, ns);
+  return c.json(await shard(c.env, ns).getOption(ns, name));
+});

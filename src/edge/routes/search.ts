@@ -1,0 +1,29 @@
+/** `/api/v1/search`: fan-out search through the coordinator. @module */
+import { Hono } from "hono";
+import { LIMITS } from "../../shared/limits.ts";
+import { parseQuery } from "../../shared/query.ts";
+import { namespaceName } from "../../shared/schemas.ts";
+import { z } from "../../shared/zod.ts";
+import type { AppEnv } from "../env.ts";
+import { coordinator } from "../stubs.ts";
+import { parseOr400 } from "../validate.ts";
+
+const searchQuery = z.strictObject({
+  q: z.string().max(LIMITS.maxQueryLength * 8).default(""),
+  namespace: z
+    .string()
+    .max(2048)
+    .optional()
+    .transform((v) => (v ? v.split(",").map((s) => s.trim()).filter(Boolean) : [])),
+  limit: z.coerce.number().int().min(1).max(LIMITS.maxPageSize).default(LIMITS.defaultPageSize),
+  cursor: z.string().max(2048).optional(),
+});
+
+export const search = new Hono<AppEnv>();
+
+search.get("/", async (c) => {
+  const q = parseOr400(searchQuery, c.req.query(), "query");
+  parseOr400(z.array(namespaceName).max(64), q.namespace, "query");
+  parseQuery(q.q); // rejects empty and over-long queries with a 400 before any object is asked
+  return c.json(await coordinator(c.env).search({ q: q.q, namespaces: q.namespace, limit: q.limit, cursor: q.cursor }));
+});

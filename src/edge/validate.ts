@@ -1,0 +1,24 @@
+/** zod at the edge: a failed parse becomes a 400 in the error envelope, naming each field. @module */
+import { ApiError } from "../shared/errors.ts";
+import { zodIssues } from "../shared/schemas.ts";
+import type { z } from "../shared/zod.ts";
+
+export function parseOr400<S extends z.ZodType>(schema: S, value: unknown, where: "query" | "path" | "body"): z.infer<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw new ApiError(400, "validation_failed", `invalid ${where} parameters`, { issues: zodIssues(result.error, [where]) });
+  }
+  return result.data;
+}
+
+/** The tail of the URL path after `marker`, percent-decoded (so `%2F` and `/` both work). */
+export function pathTail(url: string, marker: string): string {
+  const pathname = new URL(url).pathname;
+  const at = pathname.indexOf(marker);
+  const raw = at < 0 ? "" : pathname.slice(at + marker.length);
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new ApiError(400, "bad_request", "the path is not valid percent-encoding");
+  }
+}

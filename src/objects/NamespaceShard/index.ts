@@ -1,0 +1,372 @@
+/**
+ * `NamespaceShard`: one Durable Object per namespace (a module collection such as
+ * `home-manager`), reached with `idFromName(namespace)`. Its SQLite database holds the modules,
+ * their version history, the options, import edges and the FTS5 index; it answers reads and
+ * keyword search for its namespace. RPC methods validate their input and leave the logic to
+ * `src/shared`; all SQL is in `store.ts`.
+ * @module
+ */
+import { DurableObject } from "cloudflare:workers";
+import { packCompressed, unpackCompressed } from "../../shared/codec.ts";
+import { contentHash } from "../../shared/canonical.ts";
+import { decodeCursor, encodeCursor } from "../../shared/cursor.ts";
+import { diffModules, isEmptyChange, optionFieldChanges } from "../../shared/diff.ts";
+import { ApiError, toWireError } from "../../shared/errors.ts";
+import { LIMITS } from "../../shared/limits.ts";
+import { locKey, parseOptionName } from "../../shared/optionName.ts";
+import { ftsAll, ftsAny, parseQuery } from "../../shared/query.ts";
+import { compareHits, score, snippet, type Candidate } from "../../shared/rank.ts";
+import { namespaceName } from "../../shared/schemas.ts";
+import { ingestRequestSchema } from "../../shared/shardSchemas.ts";
+import type { ChangeList, IngestRequest, IngestSummary, ModuleRecord, SearchHit, ShardCounts, ShardSearchResult } from "../../shared/types.ts";
+import type { DiffView, FieldChange, ModuleSummary, ModuleView, OptionView, Page, VersionView } from "../../shared/views.ts";
+import { applyMigrations } from "../migrations.ts";
+import { SHARD_MIGRATIONS } from "./schema.ts";
+import * as store from "./store.ts";
+
+/** Import sessions of `replace` imports that never sent their final batch are forgotten after a day. */
+const IMPORT_SESSION_TTL_MS = 24 * 60 * 60 * 1000;
+
+interface PlannedModule {
+  record: ModuleRecord;
+  hash: string;
+  optionHashes: Map<string, string>;
+  existing: store.ModuleRow | null;
+  previous: ModuleRecord | null;
+  changes: ChangeList;
+  snapshot: Uint8Array;
+}
+
+function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+/** Run `fn`, turning an `ApiError` into an error that keeps its status across RPC. */
+async function rpc<T>(fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ApiError) throw toWireError(err);
+    throw err;
+  }
+}
+
+export class NamespaceShard extends DurableObject<Env> {
+  readonly #sql: SqlStorage;
+  /** Ingests are serialized: each awaits hashing and compression before its one transaction. */
+  #ingestQueue: Promise<unknown> = Promise.resolve();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#sql = ctx.storage.sql;
+    void ctx.blockConcurrencyWhile(async () => {
+      applyMigrations(ctx.storage, SHARD_MIGRATIONS);
+    });
+  }
+
+  #namespace(): string | null {
+    return store.getMeta(this.#sql, "namespace");
+  }
+
+  /** The namespace this shard holds; reads of a shard that never received data are 404s. */
+  #requireNamespace(namespace: string): string {
+    const stored = this.#namespace();
+    if (stored === null) throw new ApiError(404, "namespace_not_found", `namespace ${namespace} does not exist`);
+    return stored;
+  }
+
+  #requireModule(namespace: string, path: string): store.ModuleRow {
+    this.#requireNamespace(namespace);
+    const row = store.moduleByPath(this.#sql, path);
+    if (!row) throw new ApiError(404, "module_not_found", `module ${path} does not exist in namespace ${namespace}`);
+    return row;
+  }
+
+  // ---- writes -----------------------------------------------------------------------------------
+
+  /** Apply one batch, all or nothing. Unchanged modules (same content hash) create no version. */
+  ingest(namespace: string, request: IngestRequest): Promise<IngestSummary> {
+    return rpc(() => {
+      const ns = namespaceName.safeParse(namespace);
+      if (!ns.success) throw new ApiError(400, "validation_failed", "invalid namespace name");
+      const parsed = ingestRequestSchema.safeParse(request);
+      if (!parsed.success) throw new ApiError(400, "validation_failed", "invalid ingest request", parsed.error.issues.slice(0, 20));
+      const run = this.#ingestQueue.then(() => this.#ingest(ns.data, parsed.data as IngestRequest));
+      this.#ingestQueue = run.catch(() => undefined);
+      return run;
+    });
+  }
+
+  async #ingest(namespace: string, req: IngestRequest): Promise<IngestSummary> {
+    const stored = this.#namespace();
+    if (stored !== null && stored !== namespace) {
+      throw new ApiError(400, "bad_request", `this shard holds namespace ${stored}, not ${namespace}`);
+    }
+    const summary: IngestSummary = {
+      namespace,
+      modules: { added: 0, changed: 0, unchanged: 0, removed: 0 },
+      options: { added: 0, changed: 0, removed: 0 },
+      versionsCreated: 0,
+    };
+
+    // Everything asynchronous (hashing, decompressing old snapshots, compressing new ones) happens
+    // before the single synchronous transaction that writes the batch.
+    const planned: PlannedModule[] = [];
+    for (const record of req.modules) {
+      const hash = await contentHash(record);
+      const existing = store.moduleByPath(this.#sql, record.path);
+      if (existing && existing.deleted_at === null && existing.content_hash === hash) {
+        summary.modules.unchanged++;
+        continue;
+      }
+      const prevBytes = existing ? store.latestSnapshot(this.#sql, existing.id) : null;
+      const previous = existing && existing.deleted_at === null && prevBytes ? await unpackCompressed<ModuleRecord>(prevBytes) : null;
+      const changes = diffModules(previous, record);
+      if (existing?.deleted_at != null) changes.restored = true;
+      const optionHashes = new Map<string, string>();
+      for (const o of record.options) optionHashes.set(o.name, await contentHash(o));
+      planned.push({ record, hash, optionHashes, existing, previous, changes, snapshot: await packCompressed(record) });
+    }
+
+    let sweep: { row: store.ModuleRow; previous: ModuleRecord | null }[] = [];
+    const seen = new Set(req.modules.map((m) => m.path));
+    if (req.mode === "replace" && req.final) {
+      if (req.importId) for (const p of store.importSeenPaths(this.#sql, req.importId)) seen.add(p);
+      for (const path of store.liveModulePaths(this.#sql)) {
+        if (seen.has(path)) continue;
+        const row = store.moduleByPath(this.#sql, path)!;
+        const bytes = store.latestSnapshot(this.#sql, row.id);
+        sweep.push({ row, previous: bytes ? await unpackCompressed<ModuleRecord>(bytes) : null });
+      }
+    }
+
+    const now = Date.now();
+    this.ctx.storage.transactionSync(() => {
+      if (stored === null) store.setMeta(this.#sql, "namespace", namespace);
+      // Options this batch assigns to some module: such an option is not "removed" from the
+      // module that used to own it, it moved.
+      const claimed = new Set(req.modules.flatMap((m) => m.options.map((o) => locKey(o.loc))));
+      for (const p of planned) this.#writeModule(p, claimed, now, summary);
+      for (const { row, previous } of sweep) this.#removeModule(row, previous, now, summary);
+      if (req.importId) {
+        if (req.final) store.forgetImport(this.#sql, req.importId, now - IMPORT_SESSION_TTL_MS);
+        else store.markImportSeen(this.#sql, req.importId, [...seen], now);
+      }
+    });
+    sweep = [];
+    if (summary.versionsCreated > 0 || stored === null) await this.#reportToCoordinator();
+    return summary;
+  }
+
+  #writeModule(p: PlannedModule, claimed: Set<string>, now: number, summary: IngestSummary): void {
+    const { record, existing } = p;
+    const version = existing ? existing.version + 1 : 1;
+    const meta = JSON.stringify(record.meta);
+    let moduleId: number;
+    if (existing) {
+      moduleId = existing.id;
+      store.updateModule(this.#sql, moduleId, { name: record.name, description: record.description, hash: p.hash, version, meta, optionCount: record.options.length, now, deleted: false });
+      summary.modules.changed++;
+    } else {
+      moduleId = store.insertModule(this.#sql, { path: record.path, name: record.name, description: record.description, hash: p.hash, meta, optionCount: record.options.length, now });
+      summary.modules.added++;
+    }
+    store.replaceImports(this.#sql, moduleId, record.imports);
+
+    const keys = record.options.map((o) => locKey(o.loc));
+    const current = store.optionIdsByLoc(this.#sql, keys);
+    const before = new Map((p.previous?.options ?? []).map((o) => [o.name, o]));
+    for (const o of record.options) {
+      const key = locKey(o.loc);
+      const row = current.get(key);
+      const old = before.get(o.name);
+      const unchanged = row && !row.deleted && row.moduleId === moduleId && old && optionFieldChanges(old, o).length === 0;
+      if (unchanged) continue;
+      store.upsertOption(this.#sql, row?.id ?? null, o, moduleId, record.path, p.optionHashes.get(o.name)!, now);
+    }
+    const keep = new Set(keys);
+    for (const o of store.liveOptionsOfModule(this.#sql, moduleId)) {
+      if (!keep.has(o.loc_key) && !claimed.has(o.loc_key)) store.softDeleteOption(this.#sql, o.id, now);
+    }
+    store.insertVersion(this.#sql, moduleId, version, p.hash, p.snapshot, p.changes, now);
+    summary.versionsCreated++;
+    summary.options.added += p.changes.added.length;
+    summary.options.changed += p.changes.changed.length;
+    summary.options.removed += p.changes.removed.length;
+  }
+
+  #removeModule(row: store.ModuleRow, previous: ModuleRecord | null, now: number, summary: IngestSummary): void {
+    const changes = diffModules(previous, null);
+    changes.deleted = true;
+    const version = row.version + 1;
+    for (const o of store.liveOptionsOfModule(this.#sql, row.id)) store.softDeleteOption(this.#sql, o.id, now);
+    store.updateModule(this.#sql, row.id, { name: row.name, description: row.description, hash: row.content_hash, version, meta: row.meta, optionCount: 0, now, deleted: true });
+    store.insertVersion(this.#sql, row.id, version, null, null, changes, now);
+    summary.modules.removed++;
+    summary.options.removed += changes.removed.length;
+    summary.versionsCreated++;
+  }
+
+  async #reportToCoordinator(): Promise<void> {
+    const namespace = this.#namespace();
+    if (!namespace) return;
+    const counts = store.counts(this.#sql, namespace);
+    const coordinator = this.env.SEARCH_COORDINATOR.get(this.env.SEARCH_COORDINATOR.idFromName("global"));
+    // A failed report must not fail a committed ingest; the next ingest (or `counts`) repairs it.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await coordinator.reportShard(counts);
+        return;
+      } catch (err) {
+        console.error("namespace-shard: registry report failed", namespace, String(err));
+      }
+    }
+  }
+
+  // ---- reads ------------------------------------------------------------------------------------
+
+  counts(namespace: string): Promise<ShardCounts> {
+    return rpc(() => store.counts(this.#sql, this.#requireNamespace(namespace)));
+  }
+
+  listModules(namespace: string, cursor: string | null, limit: number, includeDeleted = false): Promise<Page<ModuleSummary>> {
+    return rpc(() => {
+      this.#requireNamespace(namespace);
+      const after = cursor === null ? null : decodeCursor(cursor).after;
+      if (after !== null && typeof after !== "string") throw new ApiError(400, "bad_request", "the cursor is not one this API issued");
+      const size = Math.min(Math.max(1, Math.trunc(limit)), LIMITS.maxPageSize);
+      const rows = store.listModules(this.#sql, after, size, includeDeleted);
+      const items = rows.slice(0, size).map(store.toModuleSummary);
+      const last = items[items.length - 1];
+      return { items, nextCursor: rows.length > size && last ? encodeCursor({ after: last.path }) : null };
+    });
+  }
+
+  getModule(namespace: string, path: string): Promise<ModuleView> {
+    return rpc(() => {
+      const row = this.#requireModule(namespace, path);
+      const ns = this.#namespace()!;
+      return {
+        ...store.toModuleSummary(row),
+        namespace: ns,
+        meta: JSON.parse(row.meta) as Record<string, unknown>,
+        imports: store.importsOf(this.#sql, row.id),
+        importedBy: store.importersOf(this.#sql, row.path),
+        options: row.deleted_at === null ? store.optionsOfModule(this.#sql, row.id).map((o) => store.toOptionView(ns, o)) : [],
+      };
+    });
+  }
+
+  listVersions(namespace: string, path: string): Promise<VersionView[]> {
+    return rpc(() => store.listVersions(this.#sql, this.#requireModule(namespace, path).id));
+  }
+
+  /** The module as it was at `version` (null options for a version that records removal). */
+  getVersion(namespace: string, path: string, version: number): Promise<{ version: number; module: ModuleRecord | null }> {
+    return rpc(async () => {
+      const row = this.#requireModule(namespace, path);
+      return { version, module: await this.#snapshotAt(row, version, path) };
+    });
+  }
+
+  async #snapshotAt(row: store.ModuleRow, version: number, path: string): Promise<ModuleRecord | null> {
+    const v = store.versionSnapshot(this.#sql, row.id, version);
+    if (!v.found) throw new ApiError(404, "version_not_found", `module ${path} has no version ${version}`, { latest: row.version });
+    return v.snapshot ? unpackCompressed<ModuleRecord>(v.snapshot) : null;
+  }
+
+  diff(namespace: string, path: string, from: number, to: number): Promise<DiffView> {
+    return rpc(async () => {
+      const row = this.#requireModule(namespace, path);
+      const before = await this.#snapshotAt(row, from, path);
+      const after = await this.#snapshotAt(row, to, path);
+      const changes = diffModules(before, after);
+      if (before && !after) changes.deleted = true;
+      if (!before && after && from > 0) changes.restored = true;
+      const prev = new Map((before?.options ?? []).map((o) => [o.name, o]));
+      const next = new Map((after?.options ?? []).map((o) => [o.name, o]));
+      const details: Record<string, Record<string, FieldChange>> = {};
+      for (const c of changes.changed) {
+        const b = prev.get(c.name) as unknown as Record<string, unknown>;
+        const a = next.get(c.name) as unknown as Record<string, unknown>;
+        details[c.name] = Object.fromEntries(c.fields.map((f) => [f, { before: b[f] ?? null, after: a[f] ?? null }]));
+      }
+      return { namespace: this.#namespace()!, module: path, from, to, changes, details };
+    });
+  }
+
+  /**
+   * An option by its display name. The exact stored name wins; otherwise the name is parsed into
+   * its `loc` (so differently quoted input still resolves), then compared case-insensitively.
+   */
+  getOption(namespace: string, name: string): Promise<OptionView> {
+    return rpc(() => {
+      const ns = this.#requireNamespace(namespace);
+      let row = store.optionByName(this.#sql, name);
+      if (!row) {
+        const loc = parseOptionName(name);
+        if (loc) row = store.optionByLocKey(this.#sql, locKey(loc));
+      }
+      if (!row) {
+        const ci = store.optionsByLowerName(this.#sql, name.toLowerCase(), 2);
+        if (ci.length === 1) row = ci[0]!;
+      }
+      if (!row) throw new ApiError(404, "option_not_found", `option ${name} does not exist in namespace ${ns}`);
+      if (row.deleted_at !== null) {
+        throw new ApiError(404, "option_not_found", `option ${name} was removed from namespace ${ns}`, { removedAt: row.deleted_at, module: row.module_path });
+      }
+      return store.toOptionView(ns, row);
+    });
+  }
+
+  // ---- search -----------------------------------------------------------------------------------
+
+  /**
+   * Ranked hits for `q`, best first, at most `window` of them. Candidates come from an exact-name
+   * lookup, a path-prefix scan, a name-only FTS match, an all-columns FTS match and, when those
+   * find too little, an any-word FTS match; `rank.ts` orders them.
+   */
+  search(namespace: string, q: string, window: number): Promise<ShardSearchResult> {
+    return rpc(() => {
+      const ns = this.#namespace();
+      if (ns === null || ns !== namespace) return { namespace, hits: [], total: 0 };
+      const query = parseQuery(q);
+      const want = Math.min(Math.max(1, Math.trunc(window)), LIMITS.maxSearchOffset + LIMITS.maxPageSize);
+      const pool = Math.max(200, want * 3);
+      const candidates = new Map<number, { bm25: number | null; anyOnly: boolean }>();
+      const add = (id: number, bm25: number | null, anyOnly: boolean) => {
+        const c = candidates.get(id);
+        if (!c) candidates.set(id, { bm25, anyOnly });
+        else if (c.bm25 === null || (bm25 !== null && bm25 < c.bm25)) candidates.set(id, { bm25, anyOnly: c.anyOnly && anyOnly });
+      };
+
+      for (const r of store.optionsByLowerName(this.#sql, query.lower, 5)) add(r.id, null, false);
+      if (!/\s/.test(query.lower)) for (const id of store.optionIdsWithPrefix(this.#sql, query.lower, pool)) add(id, null, false);
+      let total = 0;
+      if (query.terms.length) {
+        for (const r of store.ftsMatch(this.#sql, ftsAll(query.terms, "name"), pool)) add(r.id, r.bm25, false);
+        const all = ftsAll(query.terms);
+        for (const r of store.ftsMatch(this.#sql, all, pool)) add(r.id, r.bm25, false);
+        total = store.ftsCount(this.#sql, all);
+        if (candidates.size < want && query.terms.length > 1) {
+          for (const r of store.ftsMatch(this.#sql, ftsAny(query.terms), pool)) add(r.id, r.bm25, true);
+        }
+      }
+      total = Math.max(total, candidates.size);
+
+      const rows = store.optionsByIds(this.#sql, [...candidates.keys()]);
+      const hits: SearchHit[] = rows.map((r) => {
+        const info = candidates.get(r.id)!;
+        const loc = JSON.parse(r.loc) as string[];
+        const c: Candidate = { name: r.name, loc, module: r.module_path, type: r.type, description: r.description, bm25: info.bm25, anyOnly: info.anyOnly };
+        const s = score(query, c);
+        return { namespace: ns, name: r.name, loc, module: r.module_path, type: r.type, snippet: "", score: s.score, match: s.match };
+      });
+      hits.sort(compareHits);
+      const top = hits.slice(0, want);
+      const descriptions = new Map(rows.map((r) => [r.name, r.description]));
+      for (const h of top) h.snippet = snippet(descriptions.get(h.name) ?? "", query.terms);
+      return { namespace: ns, hits: top, total };
+    });
+  }
+}

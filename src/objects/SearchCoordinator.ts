@@ -1,0 +1,176 @@
+/**
+ * `SearchCoordinator`: one per deployment (`idFromName("global")`). It keeps the registry of
+ * namespaces (shards report their counts after each committed ingest) and answers search by
+ * asking the chosen shards in parallel, each within a time budget, and merging their ranked
+ * lists. A shard that fails or is too slow makes the answer `partial`, never an error.
+ * @module
+ */
+import { DurableObject } from "cloudflare:workers";
+import { decodeCursor, encodeCursor } from "../shared/cursor.ts";
+import { ApiError, toWireError } from "../shared/errors.ts";
+import { LIMITS } from "../shared/limits.ts";
+import { parseQuery } from "../shared/query.ts";
+import { mergeRanked } from "../shared/rank.ts";
+import { namespaceName } from "../shared/schemas.ts";
+import type { SearchHit, ShardCounts, ShardSearchResult } from "../shared/types.ts";
+import { applyMigrations, type Migration } from "./migrations.ts";
+
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "namespace registry",
+    sql: `CREATE TABLE namespaces (
+      name TEXT PRIMARY KEY,
+      modules INTEGER NOT NULL,
+      options INTEGER NOT NULL,
+      versions INTEGER NOT NULL,
+      updated_at INTEGER,
+      reported_at INTEGER NOT NULL
+    ) WITHOUT ROWID;`,
+  },
+];
+
+export interface NamespaceEntry extends ShardCounts {
+  reportedAt: number;
+}
+
+export interface ShardStatus {
+  namespace: string;
+  status: "ok" | "error" | "timeout";
+  total: number;
+  ms: number;
+}
+
+export interface SearchRequest {
+  q: string;
+  namespaces?: string[];
+  limit: number;
+  cursor?: string;
+}
+
+export interface SearchResponse {
+  query: string;
+  hits: SearchHit[];
+  total: number;
+  nextCursor: string | null;
+  partial: boolean;
+  shards: ShardStatus[];
+  facets: { namespace: Record<string, number> };
+}
+
+/** Test hook: lets a test make one namespace's shard fail or hang, to exercise partial answers. */
+export type ShardFault = "error" | "hang";
+
+export class SearchCoordinator extends DurableObject<Env> {
+  readonly #sql: SqlStorage;
+  readonly #faults = new Map<string, ShardFault>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#sql = ctx.storage.sql;
+    void ctx.blockConcurrencyWhile(async () => {
+      applyMigrations(ctx.storage, MIGRATIONS);
+    });
+  }
+
+  reportShard(counts: ShardCounts): void {
+    const name = namespaceName.parse(counts.namespace);
+    this.#sql.exec(
+      `INSERT INTO namespaces (name, modules, options, versions, updated_at, reported_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET modules = excluded.modules, options = excluded.options, versions = excluded.versions,
+         updated_at = excluded.updated_at, reported_at = excluded.reported_at`,
+      name, counts.modules, counts.options, counts.versions, counts.updatedAt, Date.now(),
+    );
+  }
+
+  listNamespaces(): NamespaceEntry[] {
+    return this.#sql
+      .exec<{ name: string; modules: number; options: number; versions: number; updated_at: number | null; reported_at: number }>(
+        "SELECT * FROM namespaces ORDER BY name",
+      )
+      .toArray()
+      .map((r) => ({ namespace: r.name, modules: r.modules, options: r.options, versions: r.versions, updatedAt: r.updated_at, reportedAt: r.reported_at }));
+  }
+
+  hasNamespace(name: string): boolean {
+    return this.#sql.exec("SELECT 1 FROM namespaces WHERE name = ?", name).toArray().length > 0;
+  }
+
+  injectShardFault(namespace: string, fault: ShardFault | null): void {
+    if (fault) this.#faults.set(namespace, fault);
+    else this.#faults.delete(namespace);
+  }
+
+  async search(req: SearchRequest): Promise<SearchResponse> {
+    try {
+      return await this.#search(req);
+    } catch (err) {
+      if (err instanceof ApiError) throw toWireError(err);
+      throw err;
+    }
+  }
+
+  async #search(req: SearchRequest): Promise<SearchResponse> {
+    const query = parseQuery(req.q);
+    const known = this.listNamespaces().map((n) => n.namespace);
+    const chosen = req.namespaces?.length ? [...new Set(req.namespaces)] : known;
+    const unknown = chosen.filter((n) => !known.includes(n));
+    if (unknown.length) throw new ApiError(404, "namespace_not_found", `unknown namespace: ${unknown.join(", ")}`, { unknown });
+
+    let offset = 0;
+    if (req.cursor) {
+      const c = decodeCursor(req.cursor);
+      if (typeof c.o !== "number" || !Number.isInteger(c.o) || c.o < 0 || c.q !== query.raw) {
+        throw new ApiError(400, "bad_request", "the cursor does not belong to this query");
+      }
+      offset = c.o;
+    }
+    const limit = Math.min(Math.max(1, Math.trunc(req.limit)), LIMITS.maxPageSize);
+    if (offset + limit > LIMITS.maxSearchOffset + LIMITS.maxPageSize) {
+      throw new ApiError(400, "bad_request", `search pages reach at most ${LIMITS.maxSearchOffset} results deep; refine the query`);
+    }
+    const window = offset + limit;
+    const budget = Number(this.env.SEARCH_SHARD_TIMEOUT_MS) || 2000;
+
+    const results = await Promise.all(chosen.map((ns) => this.#askShard(ns, query.raw, window, budget)));
+    const ok = results.filter((r): r is ShardStatus & { result: ShardSearchResult } => r.status === "ok" && !!r.result);
+    const merged = mergeRanked(ok.map((r) => r.result.hits));
+    const total = ok.reduce((sum, r) => sum + r.result.total, 0);
+    const hits = merged.slice(offset, window);
+    const more = merged.length > window || (merged.length === window && total > window);
+    return {
+      query: query.raw,
+      hits,
+      total,
+      nextCursor: more && window < LIMITS.maxSearchOffset + LIMITS.maxPageSize ? encodeCursor({ o: window, q: query.raw }) : null,
+      partial: results.some((r) => r.status !== "ok"),
+      shards: results.map(({ namespace, status, total, ms }) => ({ namespace, status, total, ms })),
+      facets: { namespace: Object.fromEntries(ok.map((r) => [r.namespace, r.result.total])) },
+    };
+  }
+
+  async #askShard(namespace: string, q: string, window: number, budget: number): Promise<ShardStatus & { result?: ShardSearchResult }> {
+    const started = Date.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), budget);
+    });
+    try {
+      const fault = this.#faults.get(namespace);
+      const call: Promise<ShardSearchResult> =
+        fault === "error"
+          ? Promise.reject(new Error("injected shard fault"))
+          : fault === "hang"
+            ? new Promise<ShardSearchResult>(() => {})
+            : this.env.NAMESPACE_SHARD.get(this.env.NAMESPACE_SHARD.idFromName(namespace)).search(namespace, q, window);
+      const result = await Promise.race([call, timeout]);
+      if (result === "timeout") return { namespace, status: "timeout", total: 0, ms: Date.now() - started };
+      return { namespace, status: "ok", total: result.total, ms: Date.now() - started, result };
+    } catch (err) {
+      console.error("search-coordinator: shard failed", namespace, String(err));
+      return { namespace, status: "error", total: 0, ms: Date.now() - started };
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Compact snapshots: MessagePack (msgpackr) compressed with gzip. The no-eval build and
+ * `useRecords: false` keep msgpackr from generating code, which workerd forbids during requests
+ * (kriszyp/msgpackr#179); gzip keeps the largest real module (~2 MB of JSON) far under the
+ * 2 MB row limit of Durable Object SQLite.
+ * @module
+ */
+import { Packr } from "msgpackr/index-no-eval";
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+export function pack(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+export function unpack<T>(bytes: Uint8Array): T {
+  return packr.unpack(bytes) as T;
+}
+
+async function pipe(bytes: Uint8Array, stream: CompressionStream | DecompressionStream): Promise<Uint8Array> {
+  const out = new Blob([bytes]).stream().pipeThrough(stream);
+  return new Uint8Array(await new Response(out).arrayBuffer());
+}
+
+export function packCompressed(value: unknown): Promise<Uint8Array> {
+  return pipe(pack(value), new CompressionStream("gzip"));
+}
+
+export async function unpackCompressed<T>(bytes: Uint8Array | ArrayBuffer): Promise<T> {
+  return unpack<T>(await pipe(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes), new DecompressionStream("gzip")));
+}

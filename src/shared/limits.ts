@@ -1,0 +1,22 @@
+/** Documented limits of the API. Values that operators may tune come from `wrangler.jsonc` vars. */
+export const LIMITS = {
+  /** Default largest write body in bytes (`MAX_BODY_BYTES` overrides it). */
+  maxBodyBytes: 8 * 1024 * 1024,
+  /** Modules in one ingest batch. */
+  maxModulesPerBatch: 2_000,
+  /** Options in one ingest batch. */
+  maxOptionsPerBatch: 25_000,
+  /** Characters of a search query. */
+  maxQueryLength: 256,
+  /** Words of a search query that reach the index; more are rejected. */
+  maxQueryTerms: 16,
+  /** Largest page of search results or module listings. */
+  maxPageSize: 100,
+  defaultPageSize: 20,
+  /** Deepest offset a search cursor can reach (pages of stable ranking). */
+  maxSearchOffset: 1_000,
+  /** Length of a module path or an option name. */
+  maxPathLength: 1_024,
+  /** Length of one option description or literal text. */
+  maxTextLength: 200_000,
+} as const;

@@ -1,0 +1,53 @@
+/**
+ * Turning a user's search string into a safe FTS5 query. User text never reaches MATCH as
+ * syntax: it is cut into runs of letters and digits (so `"`, `*`, `^`, `:`, `(`, `NEAR`, `-`
+ * and `.` are separators, not operators), and each word becomes a quoted term. Words of two or
+ * more characters are prefix terms, served by the `prefix='2 3'` index.
+ * @module
+ */
+import { ApiError } from "./errors.ts";
+import { LIMITS } from "./limits.ts";
+import { textWords } from "./tokenize.ts";
+
+export interface ParsedQuery {
+  /** The query as typed, trimmed. */
+  raw: string;
+  /** Lower-cased, for exact and prefix comparison with option names. */
+  lower: string;
+  /** Distinct words, folded. Empty for a query of punctuation only (e.g. `*`, `.`). */
+  terms: string[];
+  /** Dotted path typed as such (`services.nginx`, `progra.`): no whitespace, has a dot. */
+  dotted: boolean;
+}
+
+export function parseQuery(q: string | undefined): ParsedQuery {
+  const raw = (q ?? "").trim();
+  if (!raw) throw new ApiError(400, "query_empty", "the search query `q` is empty");
+  if ([...raw].length > LIMITS.maxQueryLength) {
+    throw new ApiError(400, "query_too_long", `the search query is longer than ${LIMITS.maxQueryLength} characters`);
+  }
+  const terms = [...new Set(textWords(raw))];
+  if (terms.length > LIMITS.maxQueryTerms) {
+    throw new ApiError(400, "query_too_long", `the search query has more than ${LIMITS.maxQueryTerms} words`);
+  }
+  return { raw, lower: raw.toLowerCase(), terms, dotted: !/\s/.test(raw) && raw.includes(".") };
+}
+
+function quote(term: string): string {
+  return `"${term.replaceAll('"', '""')}"`;
+}
+
+function ftsTerm(term: string): string {
+  return term.length >= 2 ? `${quote(term)}*` : quote(term);
+}
+
+/** Every word must match (implicit AND), anywhere or only in `column`. */
+export function ftsAll(terms: readonly string[], column?: string): string {
+  const body = terms.map(ftsTerm).join(" ");
+  return column ? `${column} : (${body})` : body;
+}
+
+/** Any word may match: the recall fallback when the AND query finds too little. */
+export function ftsAny(terms: readonly string[]): string {
+  return terms.map(ftsTerm).join(" OR ");
+}

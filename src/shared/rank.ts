@@ -1,0 +1,119 @@
+/**
+ * Ranking of search candidates, the same in every shard so scores compare across shards.
+ * A score is `tier * 1000 + within-tier score`; tiers follow what search.nixos.org learned
+ * (exact name ≫ path prefix ≫ every word in the name ≫ description match ≫ any word), and
+ * within the name tiers the module's `enable` option is the entry point for a bare name.
+ * @module
+ */
+import { isPlaceholder } from "./optionName.ts";
+import type { ParsedQuery } from "./query.ts";
+import { foldSegment, nameWords, textWords } from "./tokenize.ts";
+import type { SearchHit } from "./types.ts";
+
+export interface Candidate {
+  name: string;
+  loc: string[];
+  module: string;
+  type: string;
+  description: string;
+  /** bm25 from FTS5 (lower is better), when the candidate came from a full-text match. */
+  bm25: number | null;
+  /** Matched only by the any-word fallback. */
+  anyOnly: boolean;
+}
+
+const TIER = { exact: 5, path: 4, name: 3, text: 2, any: 1 } as const;
+
+/**
+ * Does the dotted query match a run of the option's segments? Every query segment but the last
+ * must equal its segment (a placeholder `<name>` / `*` accepts any), the last must be a prefix;
+ * `anchored` requires the run to start at the first segment. `progra.` has an empty last
+ * segment, so it asks for a segment starting with `progra` followed by another one.
+ */
+export function matchesPath(querySegments: readonly string[], loc: readonly string[], anchored: boolean): boolean {
+  const n = querySegments.length;
+  const last = anchored ? 0 : loc.length - n;
+  for (let start = 0; start <= last; start++) {
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) {
+      const seg = loc[start + i]!;
+      const q = querySegments[i]!;
+      if (isPlaceholder(seg)) continue;
+      const s = seg.toLowerCase();
+      ok = i === n - 1 ? s.startsWith(q) : s === q;
+    }
+    if (ok) return true;
+  }
+  return false;
+}
+
+function termsInName(terms: readonly string[], words: readonly string[]): boolean {
+  return terms.every((t) => words.some((w) => w.startsWith(t)));
+}
+
+export function classify(q: ParsedQuery, c: Candidate): SearchHit["match"] | "any" {
+  const lower = c.name.toLowerCase();
+  if (lower === q.lower) return "exact";
+  if (q.dotted) {
+    const segs = q.lower.split(".");
+    if (matchesPath(segs, c.loc, true) || matchesPath(segs, c.loc, false)) return "prefix";
+  }
+  if (q.terms.length && termsInName(q.terms, nameWords(c.loc))) return "name";
+  return c.anyOnly ? "any" : "text";
+}
+
+function relevance(bm25: number | null): number {
+  if (bm25 === null) return 0;
+  const r = Math.max(0, -bm25);
+  return r / (r + 5);
+}
+
+export function score(q: ParsedQuery, c: Candidate): { score: number; match: SearchHit["match"] } {
+  const kind = classify(q, c);
+  const tier = kind === "exact" ? TIER.exact : kind === "prefix" ? TIER.path : kind === "name" ? TIER.name : kind === "text" ? TIER.text : TIER.any;
+  let within = 100 * relevance(c.bm25);
+  if (kind !== "text" && kind !== "any") {
+    const segs = c.loc.map(foldSegment);
+    const whole = q.terms.filter((t) => segs.includes(t)).length;
+    within += q.terms.length ? (300 * whole) / q.terms.length : 0;
+    // The entry point of a module: `programs.git.enable` for `git`, `services.nginx.enable` for `services.nginx`.
+    const parent = segs.slice(0, -1);
+    if (c.loc[c.loc.length - 1] === "enable" && q.terms.length && q.terms.filter((t) => t !== "enable").every((t) => parent.includes(t))) {
+      within += 250;
+    }
+    if (q.dotted && c.name.toLowerCase().startsWith(q.lower)) within += 100;
+  }
+  within += Math.max(0, 120 - 10 * c.loc.length);
+  within = Math.min(999, within);
+  return { score: Math.round((tier * 1000 + within) * 1000) / 1000, match: kind === "any" ? "text" : kind };
+}
+
+const HTML_ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (ch) => HTML_ESCAPES[ch]!);
+}
+
+/**
+ * An excerpt of the description around the first matched word, HTML-escaped, with every word
+ * that a query term matches (by prefix, as the index does) wrapped in `<mark>`.
+ */
+export function snippet(description: string, terms: readonly string[], maxWords = 28): string {
+  const tokens = description.replace(/\s+/g, " ").trim().split(" ").filter(Boolean);
+  if (!tokens.length) return "";
+  const hits = (tok: string) => textWords(tok).some((w) => terms.some((t) => (t.length >= 2 ? w.startsWith(t) : w === t)));
+  const first = tokens.findIndex(hits);
+  const start = first <= 6 ? 0 : first - 6;
+  const slice = tokens.slice(start, start + maxWords);
+  const body = slice.map((tok) => (hits(tok) ? `<mark>${escapeHtml(tok)}</mark>` : escapeHtml(tok))).join(" ");
+  return (start > 0 ? "… " : "") + body + (start + maxWords < tokens.length ? " …" : "");
+}
+
+export function compareHits(a: SearchHit, b: SearchHit): number {
+  return b.score - a.score || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) || (a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : 0);
+}
+
+/** Merge ranked lists from shards into one stable order. */
+export function mergeRanked(lists: readonly SearchHit[][]): SearchHit[] {
+  return lists.flat().sort(compareHits);
+}

@@ -1,0 +1,101 @@
+/** Normalized records shared by the edge, the objects and the CLI. @module */
+
+/** A default or example as `nixosOptionsDoc` renders it. */
+export interface Literal {
+  /** `expression`: Nix code (`literalExpression`); `markdown`: prose (`literalMD`); `value`: a plain JSON value. */
+  kind: "expression" | "markdown" | "value";
+  text: string;
+}
+
+export interface Declaration {
+  path: string;
+  url?: string;
+  line?: number;
+}
+
+export interface OptionRecord {
+  /** Display name, `lib.showOption loc`. */
+  name: string;
+  loc: string[];
+  type: string;
+  description: string;
+  default?: Literal;
+  example?: Literal;
+  readOnly: boolean;
+  declarations: Declaration[];
+  relatedPackages?: string;
+  /** Fields of the input this version does not model (kept, never fatal). */
+  extra?: Record<string, unknown>;
+}
+
+export interface ModuleRecord {
+  /** Module file (or directory) relative to the collection's source root. */
+  path: string;
+  name: string;
+  description: string;
+  imports: string[];
+  meta: Record<string, unknown>;
+  /** Sorted by name. */
+  options: OptionRecord[];
+}
+
+export type IngestMode = "merge" | "replace";
+
+export interface IngestRequest {
+  modules: ModuleRecord[];
+  mode: IngestMode;
+  /** Groups the batches of one multi-request `replace` import. */
+  importId?: string;
+  /** For `replace`: this is the last batch of the import, so sweep what it did not carry. */
+  final: boolean;
+}
+
+export interface OptionChange {
+  name: string;
+  fields: string[];
+}
+
+export interface ChangeList {
+  added: string[];
+  removed: string[];
+  changed: OptionChange[];
+  /** Module-level fields that changed (`description`, `imports`, `meta`, `name`). */
+  module: string[];
+  /** Set when the version records the module's removal (or return). */
+  deleted?: boolean;
+  restored?: boolean;
+}
+
+export interface IngestSummary {
+  namespace: string;
+  modules: { added: number; changed: number; unchanged: number; removed: number };
+  options: { added: number; changed: number; removed: number };
+  versionsCreated: number;
+}
+
+export interface ShardCounts {
+  namespace: string;
+  modules: number;
+  options: number;
+  versions: number;
+  updatedAt: number | null;
+}
+
+export interface SearchHit {
+  namespace: string;
+  name: string;
+  loc: string[];
+  module: string;
+  type: string;
+  /** Description excerpt, HTML-escaped, matched words wrapped in `<mark>`. */
+  snippet: string;
+  score: number;
+  /** How the name matched: `exact`, `prefix`, `name` (every word in the name) or `text`. */
+  match: "exact" | "prefix" | "name" | "text";
+}
+
+export interface ShardSearchResult {
+  namespace: string;
+  hits: SearchHit[];
+  total: number;
+}

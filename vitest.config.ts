@@ -1,0 +1,40 @@
+import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+const root = path.dirname(fileURLToPath(import.meta.url));
+/** The real option data lives beside the repository (../shared/data) and is never copied into it. */
+export const DATA_DIR = process.env.NIXDOCS_DATA_DIR ?? path.resolve(root, "../shared/data");
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: "./wrangler.jsonc" },
+      miniflare: {
+        bindings: { ADMIN_TOKEN: "test-admin-token", SEARCH_SHARD_TIMEOUT_MS: "1500" },
+        // Tests inside workerd read the real data files through this Node-side service:
+        // GET http://data/<file> answers the file's bytes, or 404 naming the missing path.
+        serviceBindings: {
+          TEST_DATA: async (request: Request) => {
+            const name = decodeURIComponent(new URL(request.url).pathname.slice(1));
+            if (!/^[A-Za-z0-9._-]+$/.test(name)) return new Response("bad file name", { status: 400 });
+            const file = path.join(DATA_DIR, name);
+            try {
+              return new Response(await readFile(file));
+            } catch {
+              return new Response(`missing test data file ${file} (set NIXDOCS_DATA_DIR or put ../shared/data beside the repository)`, { status: 404 });
+            }
+          },
+        },
+      },
+    }),
+  ],
+  test: {
+    include: ["test/**/*.test.ts"],
+    exclude: ["test/e2e/**"],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+  },
+});
