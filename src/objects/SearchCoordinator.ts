@@ -7,7 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { decodeCursor, encodeCursor } from "../shared/cursor.ts";
-import { ApiError, toWireError } from "../shared/errors.ts";
+import { ApiError, rpcResult, unwrap, type RpcResult } from "../shared/errors.ts";
 import { LIMITS } from "../shared/limits.ts";
 import { parseQuery } from "../shared/query.ts";
 import { mergeRanked } from "../shared/rank.ts";
@@ -101,13 +101,8 @@ export class SearchCoordinator extends DurableObject<Env> {
     else this.#faults.delete(namespace);
   }
 
-  async search(req: SearchRequest): Promise<SearchResponse> {
-    try {
-      return await this.#search(req);
-    } catch (err) {
-      if (err instanceof ApiError) throw toWireError(err);
-      throw err;
-    }
+  search(req: SearchRequest): Promise<RpcResult<SearchResponse>> {
+    return rpcResult(() => this.#search(req));
   }
 
   async #search(req: SearchRequest): Promise<SearchResponse> {
@@ -162,7 +157,7 @@ export class SearchCoordinator extends DurableObject<Env> {
           ? Promise.reject(new Error("injected shard fault"))
           : fault === "hang"
             ? new Promise<ShardSearchResult>(() => {})
-            : this.env.NAMESPACE_SHARD.get(this.env.NAMESPACE_SHARD.idFromName(namespace)).search(namespace, q, window);
+            : this.env.NAMESPACE_SHARD.get(this.env.NAMESPACE_SHARD.idFromName(namespace)).search(namespace, q, window).then(unwrap);
       const result = await Promise.race([call, timeout]);
       if (result === "timeout") return { namespace, status: "timeout", total: 0, ms: Date.now() - started };
       return { namespace, status: "ok", total: result.total, ms: Date.now() - started, result };

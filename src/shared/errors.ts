@@ -50,25 +50,26 @@ export class ApiError extends Error {
 }
 
 /**
- * Errors thrown inside a Durable Object reach the caller over RPC as plain `Error`s: only the
- * message survives. Objects therefore encode an `ApiError` into the message with this prefix,
- * and the edge decodes it back, so a 404 raised in a shard stays a 404 at the edge.
+ * Expected failures cross RPC as values, not exceptions: an exception thrown by an RPC method
+ * loses its class and status on the way, and workerd logs it as uncaught. Objects return an
+ * `RpcResult`; the edge unwraps it back into an `ApiError`.
  */
-const WIRE_PREFIX = "nixdocs-api-error:";
+export type RpcResult<T> =
+  | { ok: true; value: T }
+  | { ok: false; error: { status: ErrorStatus; code: ErrorCode; message: string; details?: unknown } };
 
-export function toWireError(err: ApiError): Error {
-  return new Error(WIRE_PREFIX + JSON.stringify({ s: err.status, c: err.code, m: err.message, d: err.details }));
+/** Run `fn`, returning its value or the `ApiError` it threw as an `RpcResult`. Other errors propagate. */
+export async function rpcResult<T>(fn: () => T | Promise<T>): Promise<RpcResult<T>> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (err) {
+    if (err instanceof ApiError) return { ok: false, error: { status: err.status, code: err.code, message: err.message, details: err.details } };
+    throw err;
+  }
 }
 
-export function fromWireError(err: unknown): ApiError | null {
-  if (err instanceof ApiError) return err;
-  const message = err instanceof Error ? err.message : typeof err === "string" ? err : "";
-  const at = message.indexOf(WIRE_PREFIX);
-  if (at < 0) return null;
-  try {
-    const o = JSON.parse(message.slice(at + WIRE_PREFIX.length)) as { s: ErrorStatus; c: ErrorCode; m: string; d?: unknown };
-    return new ApiError(o.s, o.c, o.m, o.d);
-  } catch {
-    return null;
-  }
+export function unwrap<T>(result: RpcResult<T>): T {
+  if (result.ok) return result.value;
+  const { status, code, message, details } = result.error;
+  throw new ApiError(status, code, message, details);
 }

@@ -1,12 +1,12 @@
 /**
  * The error envelope at the edge: every failure leaves as `{ error: { code, message, details? } }`
- * with its status. Errors from objects arrive over RPC and are decoded back into `ApiError`s;
+ * with its status. Objects return expected failures as `RpcResult`s that the routes unwrap;
  * anything unexpected is logged with the request id and answered as a bare 500 that leaks nothing.
  * @module
  */
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { ApiError, fromWireError, type ErrorStatus } from "../../shared/errors.ts";
+import { ApiError, type ErrorStatus } from "../../shared/errors.ts";
 import type { AppEnv } from "../env.ts";
 
 export function errorResponse(c: Context<AppEnv>, err: ApiError): Response {
@@ -14,8 +14,7 @@ export function errorResponse(c: Context<AppEnv>, err: ApiError): Response {
 }
 
 export function onError(err: Error, c: Context<AppEnv>): Response {
-  const api = fromWireError(err);
-  if (api) return errorResponse(c, api);
+  if (err instanceof ApiError) return errorResponse(c, err);
   if (err instanceof HTTPException) {
     const status = err.status as ErrorStatus;
     const code = status === 413 ? "payload_too_large" : status === 401 ? "unauthorized" : status === 404 ? "not_found" : "bad_request";

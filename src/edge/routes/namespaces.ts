@@ -1,6 +1,6 @@
 /** `/api/v1/namespaces`: listing, ingest, modules, versions, diffs and options. @module */
 import { Hono } from "hono";
-import { ApiError } from "../../shared/errors.ts";
+import { ApiError, unwrap } from "../../shared/errors.ts";
 import { groupIntoModules } from "../../shared/group.ts";
 import { LIMITS } from "../../shared/limits.ts";
 import { ingestQuery, namespaceName, normalizeModules, normalizeOptionsJson } from "../../shared/schemas.ts";
@@ -36,7 +36,7 @@ namespaces.get("/", async (c) => {
 namespaces.get("/:ns", async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
   await requireNamespace(c.env, ns);
-  return c.json(await shard(c.env, ns).counts(ns));
+  return c.json(unwrap(await shard(c.env, ns).counts(ns)));
 });
 
 namespaces.post("/:ns/modules/batch", requireAdmin, limitBody(), async (c) => {
@@ -54,7 +54,7 @@ namespaces.post("/:ns/modules/batch", requireAdmin, limitBody(), async (c) => {
     if ("issues" in result) throw new ApiError(400, "validation_failed", "the options.json has invalid entries; nothing was written", { issues: result.issues });
     modules = groupIntoModules(result.options);
   }
-  const summary = await shard(c.env, ns).ingest(ns, { modules, mode: query.mode, importId: query.importId, final: query.final });
+  const summary = unwrap(await shard(c.env, ns).ingest(ns, { modules, mode: query.mode, importId: query.importId, final: query.final }));
   return c.json(summary);
 });
 
@@ -62,7 +62,7 @@ namespaces.get("/:ns/modules", async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
   const q = parseOr400(pageQuery, c.req.query(), "query");
   await requireNamespace(c.env, ns);
-  return c.json(await shard(c.env, ns).listModules(ns, q.cursor ?? null, q.limit, q.includeDeleted));
+  return c.json(unwrap(await shard(c.env, ns).listModules(ns, q.cursor ?? null, q.limit, q.includeDeleted)));
 });
 
 /**
@@ -76,16 +76,16 @@ namespaces.get("/:ns/modules/*", async (c) => {
   await requireNamespace(c.env, ns);
   const stub = shard(c.env, ns);
   const version = /^(.+)\/versions\/(\d{1,9})$/.exec(tail);
-  if (version) return c.json(await stub.getVersion(ns, version[1]!, Number(version[2])));
+  if (version) return c.json(unwrap(await stub.getVersion(ns, version[1]!, Number(version[2]))));
   if (tail.endsWith("/versions")) {
     const path = tail.slice(0, -"/versions".length);
-    return c.json({ namespace: ns, module: path, items: await stub.listVersions(ns, path) });
+    return c.json({ namespace: ns, module: path, items: unwrap(await stub.listVersions(ns, path)) });
   }
   if (tail.endsWith("/diff")) {
     const q = parseOr400(diffQuery, c.req.query(), "query");
-    return c.json(await stub.diff(ns, tail.slice(0, -"/diff".length), q.from, q.to));
+    return c.json(unwrap(await stub.diff(ns, tail.slice(0, -"/diff".length), q.from, q.to)));
   }
-  return c.json(await stub.getModule(ns, tail));
+  return c.json(unwrap(await stub.getModule(ns, tail)));
 });
 
 namespaces.get("/:ns/options/*", async (c) => {
@@ -94,5 +94,5 @@ namespaces.get("/:ns/options/*", async (c) => {
   if (!name) throw new ApiError(400, "bad_request", "the option name is missing");
   if (name.length > LIMITS.maxPathLength * 4) throw new ApiError(400, "bad_request", "the option name is too long");
   await requireNamespace(c.env, ns);
-  return c.json(await shard(c.env, ns).getOption(ns, name));
+  return c.json(unwrap(await shard(c.env, ns).getOption(ns, name)));
 });

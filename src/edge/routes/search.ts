@@ -1,5 +1,6 @@
 /** `/api/v1/search`: fan-out search through the coordinator. @module */
 import { Hono } from "hono";
+import { unwrap } from "../../shared/errors.ts";
 import { LIMITS } from "../../shared/limits.ts";
 import { parseQuery } from "../../shared/query.ts";
 import { namespaceName } from "../../shared/schemas.ts";
@@ -25,5 +26,5 @@ search.get("/", async (c) => {
   const q = parseOr400(searchQuery, c.req.query(), "query");
   parseOr400(z.array(namespaceName).max(64), q.namespace, "query");
   parseQuery(q.q); // rejects empty and over-long queries with a 400 before any object is asked
-  return c.json(await coordinator(c.env).search({ q: q.q, namespaces: q.namespace, limit: q.limit, cursor: q.cursor }));
+  return c.json(unwrap(await coordinator(c.env).search({ q: q.q, namespaces: q.namespace, limit: q.limit, cursor: q.cursor })));
 });

@@ -11,7 +11,7 @@ import { packCompressed, unpackCompressed } from "../../shared/codec.ts";
 import { contentHash } from "../../shared/canonical.ts";
 import { decodeCursor, encodeCursor } from "../../shared/cursor.ts";
 import { diffModules, isEmptyChange, optionFieldChanges } from "../../shared/diff.ts";
-import { ApiError, toWireError } from "../../shared/errors.ts";
+import { ApiError, rpcResult as rpc, type RpcResult } from "../../shared/errors.ts";
 import { LIMITS } from "../../shared/limits.ts";
 import { locKey, parseOptionName } from "../../shared/optionName.ts";
 import { ftsAll, ftsAny, parseQuery } from "../../shared/query.ts";
@@ -39,16 +39,6 @@ interface PlannedModule {
 
 function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-}
-
-/** Run `fn`, turning an `ApiError` into an error that keeps its status across RPC. */
-async function rpc<T>(fn: () => T | Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof ApiError) throw toWireError(err);
-    throw err;
-  }
 }
 
 export class NamespaceShard extends DurableObject<Env> {
@@ -85,7 +75,7 @@ export class NamespaceShard extends DurableObject<Env> {
   // ---- writes -----------------------------------------------------------------------------------
 
   /** Apply one batch, all or nothing. Unchanged modules (same content hash) create no version. */
-  ingest(namespace: string, request: IngestRequest): Promise<IngestSummary> {
+  ingest(namespace: string, request: IngestRequest): Promise<RpcResult<IngestSummary>> {
     return rpc(() => {
       const ns = namespaceName.safeParse(namespace);
       if (!ns.success) throw new ApiError(400, "validation_failed", "invalid namespace name");
@@ -225,11 +215,11 @@ export class NamespaceShard extends DurableObject<Env> {
 
   // ---- reads ------------------------------------------------------------------------------------
 
-  counts(namespace: string): Promise<ShardCounts> {
+  counts(namespace: string): Promise<RpcResult<ShardCounts>> {
     return rpc(() => store.counts(this.#sql, this.#requireNamespace(namespace)));
   }
 
-  listModules(namespace: string, cursor: string | null, limit: number, includeDeleted = false): Promise<Page<ModuleSummary>> {
+  listModules(namespace: string, cursor: string | null, limit: number, includeDeleted = false): Promise<RpcResult<Page<ModuleSummary>>> {
     return rpc(() => {
       this.#requireNamespace(namespace);
       const after = cursor === null ? null : decodeCursor(cursor).after;
@@ -242,7 +232,7 @@ export class NamespaceShard extends DurableObject<Env> {
     });
   }
 
-  getModule(namespace: string, path: string): Promise<ModuleView> {
+  getModule(namespace: string, path: string): Promise<RpcResult<ModuleView>> {
     return rpc(() => {
       const row = this.#requireModule(namespace, path);
       const ns = this.#namespace()!;
@@ -257,12 +247,12 @@ export class NamespaceShard extends DurableObject<Env> {
     });
   }
 
-  listVersions(namespace: string, path: string): Promise<VersionView[]> {
+  listVersions(namespace: string, path: string): Promise<RpcResult<VersionView[]>> {
     return rpc(() => store.listVersions(this.#sql, this.#requireModule(namespace, path).id));
   }
 
   /** The module as it was at `version` (null options for a version that records removal). */
-  getVersion(namespace: string, path: string, version: number): Promise<{ version: number; module: ModuleRecord | null }> {
+  getVersion(namespace: string, path: string, version: number): Promise<RpcResult<{ version: number; module: ModuleRecord | null }>> {
     return rpc(async () => {
       const row = this.#requireModule(namespace, path);
       return { version, module: await this.#snapshotAt(row, version, path) };
@@ -275,7 +265,7 @@ export class NamespaceShard extends DurableObject<Env> {
     return v.snapshot ? unpackCompressed<ModuleRecord>(v.snapshot) : null;
   }
 
-  diff(namespace: string, path: string, from: number, to: number): Promise<DiffView> {
+  diff(namespace: string, path: string, from: number, to: number): Promise<RpcResult<DiffView>> {
     return rpc(async () => {
       const row = this.#requireModule(namespace, path);
       const before = await this.#snapshotAt(row, from, path);
@@ -299,7 +289,7 @@ export class NamespaceShard extends DurableObject<Env> {
    * An option by its display name. The exact stored name wins; otherwise the name is parsed into
    * its `loc` (so differently quoted input still resolves), then compared case-insensitively.
    */
-  getOption(namespace: string, name: string): Promise<OptionView> {
+  getOption(namespace: string, name: string): Promise<RpcResult<OptionView>> {
     return rpc(() => {
       const ns = this.#requireNamespace(namespace);
       let row = store.optionByName(this.#sql, name);
@@ -326,7 +316,7 @@ export class NamespaceShard extends DurableObject<Env> {
    * lookup, a path-prefix scan, a name-only FTS match, an all-columns FTS match and, when those
    * find too little, an any-word FTS match; `rank.ts` orders them.
    */
-  search(namespace: string, q: string, window: number): Promise<ShardSearchResult> {
+  search(namespace: string, q: string, window: number): Promise<RpcResult<ShardSearchResult>> {
     return rpc(() => {
       const ns = this.#namespace();
       if (ns === null || ns !== namespace) return { namespace, hits: [], total: 0 };
