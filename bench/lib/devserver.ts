@@ -1,0 +1,149 @@
+/**
+ * Starting and stopping a `wrangler dev` server for benchmarks: a free port, a temp (or given)
+ * persist dir, a random ADMIN_TOKEN passed with `--var`, its own process group so the whole
+ * tree (wrangler, esbuild, workerd) is ended together, also when the benchmark fails.
+ * @module
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createWriteStream, mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { MemorySampler } from "./memory.ts";
+import { repoRoot } from "./paths.ts";
+
+export interface DevServer {
+  url: string;
+  port: number;
+  pid: number;
+  token: string;
+  persistDir: string;
+  logFile: string;
+  memory: MemorySampler;
+  /** Ends the process group (SIGTERM, then SIGKILL after 5 s) and stops the sampler. */
+  stop(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const live = new Set<ChildProcess>();
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+// Last line of defence: whatever happens to the benchmark, its dev servers go with it.
+process.on("exit", () => {
+  for (const c of live) killGroup(c, "SIGKILL");
+});
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(sig, () => {
+    for (const c of live) killGroup(c, "SIGKILL");
+    process.exit(130);
+  });
+}
+
+async function waitReady(url: string, child: ChildProcess, logFile: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`wrangler dev exited early (code ${child.exitCode}, signal ${child.signalCode}); see ${logFile}`);
+    }
+    try {
+      const res = await fetch(`${url}/api/v1/health`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`wrangler dev did not answer /api/v1/health within ${timeoutMs} ms; see ${logFile}`);
+}
+
+export interface StartOptions {
+  /** Reuse this persist dir (created when missing); default: a fresh temp dir. */
+  persistDir?: string;
+  /** Where wrangler's output goes; default: a file next to the persist dir. */
+  logFile?: string;
+  sampleIntervalMs?: number;
+}
+
+export async function startDevServer(opts: StartOptions = {}): Promise<DevServer> {
+  const persistDir = opts.persistDir ?? mkdtempSync(path.join(tmpdir(), "nixdocs-bench-persist-"));
+  const logFile = opts.logFile ?? path.join(mkdtempSync(path.join(tmpdir(), "nixdocs-bench-log-")), "wrangler-dev.log");
+  const port = await freePort();
+  const inspectorPort = await freePort();
+  const token = randomBytes(24).toString("hex");
+  const wranglerJs = path.join(repoRoot, "node_modules/wrangler/bin/wrangler.js");
+  const args = [
+    wranglerJs, "dev",
+    "--ip", "127.0.0.1",
+    "--port", String(port),
+    "--inspector-port", String(inspectorPort),
+    "--persist-to", persistDir,
+    "--var", `ADMIN_TOKEN:${token}`,
+    "--show-interactive-dev-session=false",
+    "--log-level", "warn",
+  ];
+  const log = createWriteStream(logFile);
+  const child = spawn(process.execPath, args, {
+    cwd: repoRoot,
+    detached: true, // own process group: kill(-pid) reaches esbuild and workerd too
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "1" },
+  });
+  live.add(child);
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  const memory = new MemorySampler(child.pid!, opts.sampleIntervalMs ?? 200);
+  memory.start();
+  const url = `http://127.0.0.1:${port}`;
+  const server: DevServer = {
+    url,
+    port,
+    pid: child.pid!,
+    token,
+    persistDir,
+    logFile,
+    memory,
+    async stop() {
+      memory.stop();
+      if (child.exitCode !== null || child.signalCode !== null) {
+        killGroup(child, "SIGKILL"); // stray grandchildren, if any
+        live.delete(child);
+        return;
+      }
+      const exited = new Promise<void>((r) => child.once("exit", () => r()));
+      killGroup(child, "SIGTERM");
+      const timer = setTimeout(() => killGroup(child, "SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+      killGroup(child, "SIGKILL"); // workerd may outlive wrangler for a moment
+      live.delete(child);
+    },
+  };
+  try {
+    await waitReady(url, child, logFile, 120_000);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return server;
+}
