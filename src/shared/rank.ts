@@ -27,17 +27,24 @@ const TIER = { exact: 5, path: 4, name: 3, text: 2, any: 1 } as const;
 /**
  * Does the dotted query match a run of the option's segments? Every query segment but the last
  * must equal its segment (a placeholder `<name>` / `*` accepts any), the last must be a prefix;
- * `anchored` requires the run to start at the first segment. `progra.` has an empty last
- * segment, so it asks for a segment starting with `progra` followed by another one.
+ * `anchored` requires the run to start at the first segment. A trailing dot (`progra.`) asks for
+ * at least one more segment after the run.
  */
 export function matchesPath(querySegments: readonly string[], loc: readonly string[], anchored: boolean): boolean {
-  const n = querySegments.length;
-  const last = anchored ? 0 : loc.length - n;
+  let segs = querySegments;
+  let needMore = 0;
+  if (segs.length > 1 && segs[segs.length - 1] === "") {
+    segs = segs.slice(0, -1);
+    needMore = 1;
+  }
+  const n = segs.length;
+  if (n + needMore > loc.length) return false;
+  const last = anchored ? 0 : loc.length - n - needMore;
   for (let start = 0; start <= last; start++) {
     let ok = true;
     for (let i = 0; i < n && ok; i++) {
       const seg = loc[start + i]!;
-      const q = querySegments[i]!;
+      const q = segs[i]!;
       if (isPlaceholder(seg)) continue;
       const s = seg.toLowerCase();
       ok = i === n - 1 ? s.startsWith(q) : s === q;
@@ -94,6 +101,19 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (ch) => HTML_ESCAPES[ch]!);
 }
 
+const SUFFIXES = ["ational", "ation", "ative", "ings", "ing", "ies", "ed", "es", "er", "ly", "s"];
+
+/**
+ * The part of a term that words must start with to be marked. The index stems with Porter, so
+ * `declarative` also matches `declaration`; dropping a common suffix approximates that here.
+ */
+export function markPrefix(term: string): string {
+  for (const suffix of SUFFIXES) {
+    if (term.endsWith(suffix) && term.length - suffix.length >= 4) return term.slice(0, -suffix.length);
+  }
+  return term;
+}
+
 /**
  * An excerpt of the description around the first matched word, HTML-escaped, with every word
  * that a query term matches (by prefix, as the index does) wrapped in `<mark>`.
@@ -101,7 +121,8 @@ export function escapeHtml(s: string): string {
 export function snippet(description: string, terms: readonly string[], maxWords = 28): string {
   const tokens = description.replace(/\s+/g, " ").trim().split(" ").filter(Boolean);
   if (!tokens.length) return "";
-  const hits = (tok: string) => textWords(tok).some((w) => terms.some((t) => (t.length >= 2 ? w.startsWith(t) : w === t)));
+  const prefixes = terms.map((t) => (t.length >= 2 ? markPrefix(t) : t));
+  const hits = (tok: string) => textWords(tok).some((w) => prefixes.some((p) => (p.length >= 2 ? w.startsWith(p) : w === p)));
   const first = tokens.findIndex(hits);
   const start = first <= 6 ? 0 : first - 6;
   const slice = tokens.slice(start, start + maxWords);

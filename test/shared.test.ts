@@ -1,0 +1,82 @@
+/** Pure logic of src/shared, checked against every option name of the real data. */
+import { describe, expect, it } from "vitest";
+import { groupIntoModules, INLINE_MODULE } from "../src/shared/group.ts";
+import { parseOptionName, showOption } from "../src/shared/optionName.ts";
+import { parseQuery } from "../src/shared/query.ts";
+import { matchesPath, snippet } from "../src/shared/rank.ts";
+import { normalizeOptionsJson } from "../src/shared/schemas.ts";
+import { nameWords, segmentWords } from "../src/shared/tokenize.ts";
+import { dataFile } from "./helpers.ts";
+
+const FILES = ["agenix", "disko", "home-manager", "impermanence", "nix-darwin", "nixvim", "sops-nix", "srvos"];
+
+describe("option names of all 8 real collections", () => {
+  it("showOption(loc) reproduces every key and parseOptionName(key) gives back its loc", async () => {
+    let checked = 0;
+    for (const f of FILES) {
+      const file = (await dataFile(`${f}-options.json.gz`)) as Record<string, { loc: string[] }>;
+      for (const [key, doc] of Object.entries(file)) {
+        expect(showOption(doc.loc), key).toBe(key);
+        expect(parseOptionName(key), key).toEqual(doc.loc);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(24_000);
+  });
+
+  it("groups an options.json by declaring file, inline submodule options under their ancestor's file", async () => {
+    const result = normalizeOptionsJson(await dataFile("home-manager-options.json.gz"));
+    if (!("options" in result)) throw new Error(JSON.stringify(result.issues));
+    const modules = groupIntoModules(result.options);
+    expect(modules.reduce((n, m) => n + m.options.length, 0)).toBe(result.options.length);
+    const byOption = new Map(modules.flatMap((m) => m.options.map((o) => [o.name, m.path] as const)));
+    expect(byOption.get("programs.git.enable")).toBe("modules/programs/git.nix");
+    const undeclared = result.options.filter((o) => o.declarations.length === 0);
+    expect(undeclared.length).toBeGreaterThan(100);
+    const inline = modules.find((m) => m.path === INLINE_MODULE)?.options.length ?? 0;
+    expect(inline).toBeLessThan(undeclared.length);
+  });
+});
+
+describe("tokenizing names", () => {
+  it("splits camelCase and acronyms and keeps the whole segment", () => {
+    expect(segmentWords("allowedTCPPorts")).toEqual(["allowed", "tcp", "ports", "allowedtcpports"]);
+    expect(segmentWords("virtualHosts")).toEqual(["virtual", "hosts", "virtualhosts"]);
+    expect(segmentWords("com.apple.Safari")).toEqual(["com", "apple", "safari", "comapplesafari"]);
+    expect(segmentWords("<name>")).toEqual([]);
+    expect(nameWords(["services", "nginx", "enable"])).toEqual(["services", "nginx", "enable"]);
+  });
+
+  it("parses names with quotes, placeholders and escapes", () => {
+    expect(parseOptionName('a."b.c".<name>.*.d')).toEqual(["a", "b.c", "<name>", "*", "d"]);
+    expect(parseOptionName('a."x\\"y"')).toEqual(["a", 'x"y']);
+    expect(parseOptionName('a."\\${x}"')).toEqual(["a", "${x}"]);
+    expect(showOption(["a", "${x}"])).toBe('a."\\${x}"');
+    for (const bad of ["", ".", "a.", ".a", 'a."b', "a.<b", "a..b"]) expect(parseOptionName(bad), bad).toBeNull();
+  });
+});
+
+describe("queries and ranking helpers", () => {
+  it("cuts user text into quoted-safe words", () => {
+    expect(parseQuery('NEAR(a "b") c:d*').terms).toEqual(["near", "a", "b", "c", "d"]);
+    expect(parseQuery("services.nginx").dotted).toBe(true);
+    expect(parseQuery("*").terms).toEqual([]);
+    expect(() => parseQuery("  ")).toThrow(/empty/);
+  });
+
+  it("matches dotted queries against runs of segments, placeholders accepting any segment", () => {
+    expect(matchesPath(["age", "secrets", "mysecret", "owner"], ["age", "secrets", "<name>", "owner"], true)).toBe(true);
+    expect(matchesPath(["zsh", "enable"], ["programs", "zsh", "enable"], false)).toBe(true);
+    expect(matchesPath(["zsh", "enable"], ["programs", "atuin", "enableZshIntegration"], false)).toBe(false);
+    expect(matchesPath(["progra", ""], ["programs", "git"], true)).toBe(true);
+    expect(matchesPath(["progra", ""], ["programs"], true)).toBe(false);
+    expect(matchesPath(["a", "b", "c"], ["a"], true)).toBe(false);
+    expect(matchesPath(["git", ""], ["programs", "git", "enable"], false)).toBe(true);
+    expect(matchesPath(["git", ""], ["programs", "git"], false)).toBe(false);
+  });
+
+  it("escapes snippets and marks matched words", () => {
+    expect(snippet("Use <b>Git</b> & more", ["git"])).toBe("Use <mark>&lt;b&gt;Git&lt;/b&gt;</mark> &amp; more");
+    expect(snippet("A declaration here", ["declarative"])).toBe("A <mark>declaration</mark> here");
+  });
+});
