@@ -32,6 +32,8 @@ export default defineConfig({
     }),
   ],
   test: {
+    // .ci/run collects these JSON reports to print "N passed, N failed".
+    reporters: process.env.NIXDOCS_REPORT_DIR ? ["default", ["json", { outputFile: path.join(process.env.NIXDOCS_REPORT_DIR, "workers.json") }]] : ["default"],
     include: ["test/**/*.test.ts"],
     exclude: ["test/e2e/**"],
     testTimeout: 120_000,
