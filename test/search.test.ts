@@ -74,6 +74,28 @@ describe("ranking on the real data", () => {
     expect(together[0]).toBe("system.keyboard.remapCapsLockToControl");
   });
 
+  it("finds `<name>` options by words around the placeholder (BR-17)", async () => {
+    const list = await names("syncthing devices id", "&namespace=home-manager&limit=10");
+    expect(list).toContain("services.syncthing.settings.devices.<name>.id");
+  });
+
+  it("returns every option of a narrower dotted query for the broader word too (BR-05)", async () => {
+    async function everything(q: string): Promise<Set<string>> {
+      const out = new Set<string>();
+      let cursor: string | null = null;
+      do {
+        const page: Awaited<ReturnType<typeof search>> = await search(q, `&namespace=home-manager&limit=100${cursor ? `&cursor=${enc(cursor)}` : ""}`);
+        for (const h of page.hits) out.add(h.name);
+        cursor = page.nextCursor;
+      } while (cursor);
+      return out;
+    }
+    const narrow = [...(await everything("services.syncthing"))].filter((n) => n.includes("syncthing"));
+    const broad = await everything("syncthing");
+    expect(narrow.length).toBeGreaterThan(10);
+    expect(narrow.filter((n) => !broad.has(n))).toEqual([]);
+  });
+
   it("finds an option by a quoted segment that contains dots", async () => {
     const list = await names("com.apple.Safari", "&namespace=home-manager&limit=50");
     expect(list.some((n) => n.startsWith('targets.darwin.defaults."com.apple.Safari"'))).toBe(true);
