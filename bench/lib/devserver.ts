@@ -2,11 +2,16 @@
  * Starting and stopping a `wrangler dev` server for benchmarks: a free port, a temp (or given)
  * persist dir, a random ADMIN_TOKEN passed with `--var`, its own process group so the whole
  * tree (wrangler, esbuild, workerd) is ended together, also when the benchmark fails.
+ *
+ * By default the server runs on a snapshot of the working tree (src/, wrangler.jsonc,
+ * package.json, tsconfig.json, env.d.ts copied to a temp dir, node_modules linked): others edit
+ * src/ while benchmarks run, and wrangler dev would rebuild and restart workerd mid-measurement.
+ * `BENCH_SOURCE=live` runs in the repository itself instead.
  * @module
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, mkdtempSync } from "node:fs";
+import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -19,9 +24,13 @@ export interface DevServer {
   pid: number;
   token: string;
   persistDir: string;
+  /** True when the persist dir is a temp dir made here (callers remove it when done). */
+  tempPersistDir: boolean;
   logFile: string;
   memory: MemorySampler;
-  /** Ends the process group (SIGTERM, then SIGKILL after 5 s) and stops the sampler. */
+  /** What code runs: commit, dirty files, snapshot or live. */
+  source: string;
+  /** Stops the sampler (its final peaks stay readable), then ends the process group (SIGTERM, SIGKILL after 5 s). */
   stop(): Promise<void>;
 }
 
@@ -36,6 +45,32 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+const SNAPSHOT_ENTRIES = ["src", "wrangler.jsonc", "package.json", "tsconfig.json", "env.d.ts"];
+
+function git(args: string[]): string {
+  try {
+    return execFileSync("git", args, { cwd: repoRoot, encoding: "utf8" }).trim();
+  } catch {
+    return "?";
+  }
+}
+
+/** Copy what wrangler dev needs to build the worker into a temp dir, frozen for the run. */
+function snapshotSource(): { dir: string; description: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), "nixdocs-bench-src-"));
+  for (const entry of SNAPSHOT_ENTRIES) {
+    const from = path.join(repoRoot, entry);
+    if (existsSync(from)) cpSync(from, path.join(dir, entry), { recursive: true });
+  }
+  symlinkSync(path.join(repoRoot, "node_modules"), path.join(dir, "node_modules"), "dir");
+  return { dir, description: describeSource("snapshot of the working tree") };
+}
+
+function describeSource(how: string): string {
+  const dirty = git(["status", "--porcelain", "--", ...SNAPSHOT_ENTRIES]).split("\n").filter(Boolean).length;
+  return `${how} at ${git(["rev-parse", "--short", "HEAD"])}${dirty ? ` + ${dirty} uncommitted file(s) in src/ or config` : ""}`;
 }
 
 const live = new Set<ChildProcess>();
@@ -80,18 +115,22 @@ async function waitReady(url: string, child: ChildProcess, logFile: string, time
 export interface StartOptions {
   /** Reuse this persist dir (created when missing); default: a fresh temp dir. */
   persistDir?: string;
-  /** Where wrangler's output goes; default: a file next to the persist dir. */
+  /** Where wrangler's output goes; default: bench/out/wrangler-dev-<time>.log (ignored by git). */
   logFile?: string;
   sampleIntervalMs?: number;
 }
 
 export async function startDevServer(opts: StartOptions = {}): Promise<DevServer> {
   const persistDir = opts.persistDir ?? mkdtempSync(path.join(tmpdir(), "nixdocs-bench-persist-"));
-  const logFile = opts.logFile ?? path.join(mkdtempSync(path.join(tmpdir(), "nixdocs-bench-log-")), "wrangler-dev.log");
+  mkdirSync(path.join(repoRoot, "bench/out"), { recursive: true });
+  const logFile = opts.logFile ?? path.join(repoRoot, "bench/out", `wrangler-dev-${new Date().toISOString().replace(/[:.]/g, "-")}.log`);
   const port = await freePort();
   const inspectorPort = await freePort();
   const token = randomBytes(24).toString("hex");
   const wranglerJs = path.join(repoRoot, "node_modules/wrangler/bin/wrangler.js");
+  const snapshot = process.env.BENCH_SOURCE === "live" ? null : snapshotSource();
+  const cwd = snapshot?.dir ?? repoRoot;
+  const source = snapshot?.description ?? describeSource("live working tree");
   const args = [
     wranglerJs, "dev",
     "--ip", "127.0.0.1",
@@ -104,7 +143,7 @@ export async function startDevServer(opts: StartOptions = {}): Promise<DevServer
   ];
   const log = createWriteStream(logFile);
   const child = spawn(process.execPath, args, {
-    cwd: repoRoot,
+    cwd,
     detached: true, // own process group: kill(-pid) reaches esbuild and workerd too
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "1" },
@@ -113,7 +152,6 @@ export async function startDevServer(opts: StartOptions = {}): Promise<DevServer
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   const memory = new MemorySampler(child.pid!, opts.sampleIntervalMs ?? 200);
-  memory.start();
   const url = `http://127.0.0.1:${port}`;
   const server: DevServer = {
     url,
@@ -121,13 +159,16 @@ export async function startDevServer(opts: StartOptions = {}): Promise<DevServer
     pid: child.pid!,
     token,
     persistDir,
+    tempPersistDir: opts.persistDir === undefined,
     logFile,
     memory,
+    source,
     async stop() {
-      memory.stop();
+      await memory.stop(); // last sample while the tree is still alive
       if (child.exitCode !== null || child.signalCode !== null) {
         killGroup(child, "SIGKILL"); // stray grandchildren, if any
         live.delete(child);
+        if (snapshot) rmSync(snapshot.dir, { recursive: true, force: true });
         return;
       }
       const exited = new Promise<void>((r) => child.once("exit", () => r()));
@@ -137,6 +178,7 @@ export async function startDevServer(opts: StartOptions = {}): Promise<DevServer
       clearTimeout(timer);
       killGroup(child, "SIGKILL"); // workerd may outlive wrangler for a moment
       live.delete(child);
+      if (snapshot) rmSync(snapshot.dir, { recursive: true, force: true });
     },
   };
   try {
