@@ -77,7 +77,7 @@ export async function readOptionsFile(file: string): Promise<unknown> {
   }
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch (err) {
     throw new IngestError("input", `${file} is not valid UTF-8`, { cause: err });
   }
@@ -306,8 +306,8 @@ export function createProgressReporter(mode: ProgressMode): { update: (p: Ingest
     return {
       update(p) {
         const now = Date.now();
+        if (p.batchesTotal <= 1) return;
         if (!p.done && now - last < 5_000 && p.batchesDone !== 0) return;
-        if (p.done && p.batchesTotal <= 1) return;
         last = now;
         process.stderr.write(
           `${p.namespace}: ${p.batchesDone}/${p.batchesTotal} batches, ${fmtInt(p.optionsDone)}/${fmtInt(p.optionsTotal)} options, ${(p.elapsedMs / 1000).toFixed(1)} s\n`,
@@ -333,7 +333,9 @@ export function createProgressReporter(mode: ProgressMode): { update: (p: Ingest
       const rate = secs > 0 ? p.optionsDone / secs : 0;
       const label = `${p.namespace} `;
       const tail = ` ${p.batchesDone}/${p.batchesTotal} batches ${fmtInt(p.optionsDone)}/${fmtInt(p.optionsTotal)} options ${secs.toFixed(1)}s ${fmtInt(rate)}/s${p.retries ? ` (${p.retries} retries)` : ""}`;
-      const width = Math.max(10, Math.min(40, cols - label.length - tail.length - 3));
+      // Width from the longest the tail can get, so the bar does not shrink as numbers grow.
+      const longest = tail.length + String(p.batchesTotal).length + fmtInt(p.optionsTotal).length + 6;
+      const width = Math.max(10, Math.min(40, cols - label.length - longest - 3));
       const filled = Math.round(frac * width);
       const line = `${label}[${"#".repeat(filled)}${"-".repeat(width - filled)}]${tail}`;
       process.stderr.write(`\r\x1b[2K${line.slice(0, cols - 1)}`);
@@ -359,7 +361,7 @@ export interface IngestOptions {
   batchBytes?: number;
   /** Retries per batch on 429, 5xx and network errors (default 6). */
   maxRetries?: number;
-  /** First backoff delay in ms (default 500); doubles per retry up to 30 s, with full jitter. */
+  /** First backoff step in ms (default 500); doubles per retry up to 30 s; the delay is 50-100 % of the step. */
   backoffMs?: number;
   /** Per-request timeout in ms (default 300 000). A timed-out batch is retried (ingest is idempotent). */
   timeoutMs?: number;
@@ -506,7 +508,9 @@ async function postWithRetry(ctx: Ctx, url: string, body: string, what: string):
     if (retryAfterMs !== undefined && retryAfterMs > MAX_RETRY_AFTER_MS) {
       throw new IngestError("unavailable", `the server asks to retry ${what} in ${Math.round(retryAfterMs / 1000)} s; giving up (${problem})`, { status });
     }
-    const backoff = Math.random() * Math.min(MAX_BACKOFF_MS, ctx.backoffMs * 2 ** attempt);
+    // Exponential with "equal jitter": half the step is fixed, half random.
+    const step = Math.min(MAX_BACKOFF_MS, ctx.backoffMs * 2 ** attempt);
+    const backoff = step / 2 + (Math.random() * step) / 2;
     const delay = retryAfterMs !== undefined ? retryAfterMs + Math.random() * 250 : backoff;
     ctx.retries++;
     ctx.log(`${what}: ${problem}; retry ${attempt + 1}/${ctx.maxRetries} in ${(delay / 1000).toFixed(1)} s`);
@@ -657,7 +661,7 @@ export function checkPrepared(prepared: PreparedImport, batchBytes = DEFAULT_BAT
  * when invalid, before anything is sent), groups it into modules, packs them into batches of about
  * `opts.batchBytes` (default 2 MiB, never above 8 MiB; a bigger module goes alone), and POSTs the
  * batches in order. 429, 5xx, network errors and timeouts are retried with exponential backoff
- * and full jitter (Retry-After honoured); a 413 splits the batch; any other 4xx stops with
+ * and jitter (Retry-After honoured); a 413 splits the batch; any other 4xx stops with
  * `IngestError` kind `http` carrying the server's error envelope in `body`. With
  * `mode: "replace"` all batches share one import id and the last carries `final=true`, so modules
  * missing from the file are soft-deleted once, at the end.
@@ -680,7 +684,7 @@ export async function ingestFile(file: string, opts: IngestOptions = {}): Promis
 export function formatReportLine(r: Pick<IngestReport, "namespace" | "summary" | "options" | "modules" | "batches" | "bytes" | "seconds" | "optionsPerSecond" | "retries">): string {
   const s = r.summary;
   return (
-    `${r.namespace}: ${fmtInt(r.options)} options in ${fmtInt(r.modules)} modules, ${r.batches} batch${r.batches === 1 ? "" : "es"} (${fmtBytes(r.bytes)}); ` +
+    `${r.namespace}: ${fmtInt(r.options)} options in ${fmtInt(r.modules)} module${r.modules === 1 ? "" : "s"}, ${r.batches} batch${r.batches === 1 ? "" : "es"} (${fmtBytes(r.bytes)}); ` +
     `modules +${s.modules.added} ~${s.modules.changed} -${s.modules.removed} =${s.modules.unchanged}, ` +
     `options +${s.options.added} ~${s.options.changed} -${s.options.removed}; ` +
     `${r.seconds.toFixed(2)} s, ${fmtInt(r.optionsPerSecond)} options/s${r.retries ? `, ${r.retries} retries` : ""}`
