@@ -1,0 +1,222 @@
+/**
+ * `npm start`: a local nixdocs on `wrangler dev`, optionally seeded with data.
+ *
+ * - Creates `.dev.vars` with a random `ADMIN_TOKEN` when there is none (the token stays in that file).
+ * - Runs `wrangler dev --ip 127.0.0.1 --port $PORT --persist-to $NIXDOCS_PERSIST_DIR`
+ *   (defaults 8787 and `.wrangler/state`), streaming its output, and waits for `/api/v1/health`.
+ * - With `SEED_DIR`: ingests every `*-options.json.gz` there whose namespace the store does not
+ *   hold yet (mode replace), so a restart on the same persist directory seeds nothing.
+ * - Forwards SIGINT/SIGTERM/SIGHUP to wrangler and exits when it exits. Works offline.
+ *
+ * Environment: PORT, NIXDOCS_PERSIST_DIR, SEED_DIR, START_TIMEOUT_S (default 120),
+ * SEED_BATCH_BYTES (default 2 MiB).
+ * @module
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, statSync, writeFileSync, appendFileSync, readdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describeError, formatReportLine, ingestFile, namespaceFromFile, parseByteSize, parseDevVars, prepareFile, totalReport, type IngestReport } from "./ingest-lib.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const USER_CWD = process.env.npm_lifecycle_event === "start" && process.env.INIT_CWD ? process.env.INIT_CWD : process.cwd();
+
+function say(line: string): void {
+  process.stdout.write(`[nixdocs] ${line}\n`);
+}
+
+function fail(message: string): never {
+  process.stderr.write(`[nixdocs] error: ${message}\n`);
+  process.exit(1);
+}
+
+/** Make sure `.dev.vars` holds an ADMIN_TOKEN; returns the token wrangler will use. */
+function ensureDevVars(): string {
+  const file = path.join(ROOT, ".dev.vars");
+  if (!existsSync(file)) {
+    const token = randomBytes(32).toString("base64url");
+    writeFileSync(file, `# Created by npm start. Bearer token for writes (npm run ingest reads it from here).\nADMIN_TOKEN=${token}\n`, { mode: 0o600, flag: "wx" });
+    say(`created ${file} with a random ADMIN_TOKEN (read it from there)`);
+    return token;
+  }
+  const vars = parseDevVars(readFileSync(file, "utf8"));
+  if (vars.ADMIN_TOKEN) return vars.ADMIN_TOKEN;
+  const token = randomBytes(32).toString("base64url");
+  appendFileSync(file, `\n# Added by npm start.\nADMIN_TOKEN=${token}\n`);
+  say(`added a random ADMIN_TOKEN to ${file} (it had none)`);
+  return token;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen({ port, host: "127.0.0.1", exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitHealthy(base: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error("wrangler exited before the server became healthy");
+    try {
+      const res = await fetch(`${base}/api/v1/health`, { signal: AbortSignal.timeout(2_000) });
+      if (res.ok && ((await res.json()) as { ok?: unknown }).ok === true) return;
+    } catch {
+      // not up yet
+    }
+    await sleep(250);
+  }
+  throw new Error(`the server did not answer ${base}/api/v1/health within ${Math.round(timeoutMs / 1000)} s`);
+}
+
+interface NamespaceItem {
+  namespace: string;
+  options: number;
+}
+
+async function seed(base: string, token: string, dir: string, signal: AbortSignal): Promise<void> {
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith("-options.json.gz"))
+    .sort()
+    .map((f) => path.join(dir, f));
+  if (files.length === 0) {
+    say(`SEED_DIR ${dir} holds no *-options.json.gz files; nothing to seed`);
+    return;
+  }
+  const res = await fetch(`${base}/api/v1/namespaces`, { signal });
+  if (!res.ok) throw new Error(`GET /api/v1/namespaces answered ${res.status}: ${await res.text()}`);
+  const stored = new Map(((await res.json()) as { items: NamespaceItem[] }).items.map((i) => [i.namespace, i]));
+  const missing = files.filter((f) => !stored.has(namespaceFromFile(f)));
+  // Namespaces present but holding a different count were changed since seeding (or a seed was
+  // interrupted); they are left alone but named, since a restart would otherwise hide it.
+  for (const file of files) {
+    const have = stored.get(namespaceFromFile(file));
+    if (!have) continue;
+    const prepared = await prepareFile(file).catch(() => null);
+    if (prepared && prepared.options !== have.options) {
+      say(`note: namespace ${have.namespace} holds ${have.options} options, ${path.basename(file)} has ${prepared.options}; left as it is (npm run ingest -- --replace ${file} reloads it)`);
+    }
+  }
+  if (missing.length === 0) {
+    say(`store already holds ${stored.size} namespaces; nothing to seed`);
+    return;
+  }
+  say(`seeding ${missing.length} namespace${missing.length === 1 ? "" : "s"} from ${dir}: ${missing.map(namespaceFromFile).join(", ")}`);
+  const batchBytes = process.env.SEED_BATCH_BYTES ? parseByteSize(process.env.SEED_BATCH_BYTES) : undefined;
+  const started = performance.now();
+  const reports: IngestReport[] = [];
+  for (const file of missing) {
+    const report = await ingestFile(file, {
+      url: base,
+      token,
+      mode: "replace",
+      batchBytes,
+      progress: "lines",
+      signal,
+      log: (line) => say(line),
+    });
+    reports.push(report);
+    say(`seeded ${formatReportLine(report)}`);
+  }
+  const total = totalReport(reports, (performance.now() - started) / 1000);
+  say(`seeded ${formatReportLine(total)}`);
+  say(`seeding done: ${reports.length} namespaces, ${total.options} options in ${total.seconds.toFixed(1)} s`);
+}
+
+async function main(): Promise<void> {
+  const port = Number(process.env.PORT ?? 8787);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`PORT must be a port number (got ${JSON.stringify(process.env.PORT)})`);
+  const persist = process.env.NIXDOCS_PERSIST_DIR ? path.resolve(USER_CWD, process.env.NIXDOCS_PERSIST_DIR) : path.join(ROOT, ".wrangler/state");
+  let seedDir: string | null = null;
+  if (process.env.SEED_DIR) {
+    seedDir = path.resolve(USER_CWD, process.env.SEED_DIR);
+    let ok = false;
+    try {
+      ok = statSync(seedDir).isDirectory();
+    } catch {
+      ok = false;
+    }
+    if (!ok) fail(`SEED_DIR ${seedDir} does not exist or is not a directory`);
+  }
+  const token = ensureDevVars();
+  if (!(await portFree(port))) fail(`port ${port} on 127.0.0.1 is already in use (another npm start?); set PORT to use another`);
+
+  const wranglerBin = path.join(path.dirname(createRequire(import.meta.url).resolve("wrangler/package.json")), "bin/wrangler.js");
+  const args = [wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist, "--show-interactive-dev-session=false"];
+  say(`starting wrangler dev on http://127.0.0.1:${port} (data in ${persist})`);
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: "false",
+      // Offline: do not try to download the `Request.cf` object (miniflare falls back anyway).
+      CLOUDFLARE_CF_FETCH_ENABLED: process.env.CLOUDFLARE_CF_FETCH_ENABLED ?? "false",
+    },
+  });
+  // Our reader may be gone (closed pipe); losing wrangler's log is better than dying of EPIPE.
+  process.stdout.on("error", () => {});
+  process.stderr.on("error", () => {});
+  child.stdout!.pipe(process.stdout, { end: false });
+  child.stderr!.pipe(process.stderr, { end: false });
+
+  const seeding = new AbortController();
+  let stopping: NodeJS.Signals | null = null;
+  const stop = (signal: NodeJS.Signals) => {
+    seeding.abort(new Error(`stopped by ${signal}`));
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    if (stopping) {
+      // Second signal: no more patience.
+      child.kill("SIGKILL");
+      return;
+    }
+    stopping = signal;
+    say(`${signal}: stopping wrangler`);
+    child.kill(signal);
+    setTimeout(() => {
+      if (child.exitCode === null && child.signalCode === null) {
+        say("wrangler did not stop within 15 s; killing it");
+        child.kill("SIGKILL");
+      }
+    }, 15_000).unref();
+  };
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => stop(signal));
+  child.on("error", (err) => fail(`cannot run wrangler: ${err.message}`));
+  child.on("exit", (code, signal) => {
+    if (stopping) say("wrangler stopped");
+    else say(`wrangler exited (${signal ?? `code ${code}`})`);
+    process.exitCode = stopping && (code === 0 || signal === stopping || code === 130 || code === 143) ? 0 : (code ?? 1);
+    // Let piped output drain, then leave even if handles (fetches) are still open.
+    setTimeout(() => process.exit(), 100);
+  });
+
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await waitHealthy(base, child, Number(process.env.START_TIMEOUT_S ?? 120) * 1000);
+  } catch (err) {
+    if (stopping) return;
+    process.stderr.write(`[nixdocs] error: ${(err as Error).message}\n`);
+    stop("SIGTERM");
+    process.exitCode = 1;
+    return;
+  }
+  say(`ready on ${base}`);
+  if (!seedDir) return;
+  try {
+    await seed(base, token, seedDir, seeding.signal);
+  } catch (err) {
+    if (stopping) return;
+    // The server stays up for inspection; the failure is loud.
+    process.stderr.write(`[nixdocs] seeding failed: ${describeError(err)}\n`);
+  }
+}
+
+await main();
