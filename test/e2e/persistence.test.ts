@@ -1,0 +1,250 @@
+/**
+ * Persistence across restarts of `npm start` (src/cli/start.ts): seeding from SEED_DIR, a clean
+ * stop (SIGTERM), a restart that seeds nothing and serves the same data, and a crash (SIGKILL of
+ * the whole process group) after an acknowledged write, which must survive too.
+ *
+ * Every server runs in its own process group (start.ts → wrangler → workerd), so the test can
+ * check that a stop leaves no process behind and can always clean up, even when a step fails.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { gunzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ingestFile, parseDevVars } from "../../src/cli/ingest-lib.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const DATA_DIR = process.env.NIXDOCS_DATA_DIR ?? path.resolve(ROOT, "../shared/data");
+const FILES = ["agenix-options.json.gz", "sops-nix-options.json.gz"] as const;
+
+/** start.ts is TypeScript run by Node's type stripping: Node 22 is needed, not whatever runs vitest. */
+function nodeBinary(): string {
+  const major = Number(process.versions.node.split(".")[0]);
+  if (major >= 22) return process.execPath;
+  const local = path.join(ROOT, "node_modules/.bin/node");
+  if (existsSync(local)) return local;
+  throw new Error(`Node 22 is needed to run src/cli/start.ts (this is ${process.version} and node_modules/.bin/node is missing)`);
+}
+
+function readData(file: string): Record<string, Record<string, unknown>> {
+  return JSON.parse(gunzipSync(readFileSync(path.join(DATA_DIR, file))).toString("utf8"));
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** True while any process of the group exists (zombies included until they are reaped). */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ESRCH") return false;
+    throw err;
+  }
+}
+
+function killGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+async function waitGroupGone(pgid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!groupAlive(pgid)) return true;
+    await sleep(100);
+  }
+  return !groupAlive(pgid);
+}
+
+interface Server {
+  child: ChildProcess;
+  pgid: number;
+  base: string;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const groups = new Set<number>();
+
+function startServer(port: number, env: Record<string, string>): Server {
+  const child = spawn(nodeBinary(), ["src/cli/start.ts"], {
+    cwd: ROOT,
+    detached: true, // own process group: start.ts, wrangler and workerd
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env, PORT: String(port), WRANGLER_SEND_METRICS: "false", FORCE_COLOR: "0" },
+  });
+  if (child.pid === undefined) throw new Error("could not spawn src/cli/start.ts");
+  groups.add(child.pid);
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
+  return { child, pgid: child.pid, base: `http://127.0.0.1:${port}`, output: () => out, exited };
+}
+
+/** Wait until the output matches `pattern`; fail early on `failure` or when the process exits. */
+async function waitForOutput(server: Server, pattern: RegExp, timeoutMs = 120_000, failure = /\[nixdocs\] (error|seeding failed)/): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let exited = false;
+  void server.exited.then(() => (exited = true));
+  while (Date.now() < deadline) {
+    const out = server.output();
+    if (pattern.test(out)) return;
+    if (failure.test(out)) throw new Error(`server reported a failure while waiting for ${pattern}:\n${out}`);
+    if (exited) throw new Error(`server exited while waiting for ${pattern}:\n${out}`);
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${pattern}; output so far:\n${server.output()}`);
+}
+
+/** SIGTERM start.ts alone: it must stop wrangler, exit, and leave no process of its group. */
+async function stopGracefully(server: Server): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  server.child.kill("SIGTERM");
+  const result = await Promise.race([server.exited, sleep(30_000).then(() => null)]);
+  if (!result) {
+    killGroup(server.pgid);
+    throw new Error(`start.ts did not exit within 30 s of SIGTERM; output:\n${server.output()}`);
+  }
+  const gone = await waitGroupGone(server.pgid, 10_000);
+  if (!gone) {
+    killGroup(server.pgid);
+    throw new Error(`processes of the group survived start.ts (wrangler/workerd left behind); output:\n${server.output()}`);
+  }
+  groups.delete(server.pgid);
+  return result;
+}
+
+async function getJson<T = any>(url: string): Promise<{ status: number; body: T }> {
+  const res = await fetch(url);
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+/** What every restart must serve: counts equal to the files' entries, options by exact name. */
+async function expectSeededData(base: string, expected: Map<string, Record<string, Record<string, unknown>>>): Promise<void> {
+  const list = await getJson<{ items: { namespace: string; options: number; modules: number }[] }>(`${base}/api/v1/namespaces`);
+  expect(list.status).toBe(200);
+  const byName = new Map(list.body.items.map((i) => [i.namespace, i]));
+  for (const [ns, data] of expected) {
+    expect(byName.get(ns)?.options, `options of ${ns}`).toBe(Object.keys(data).length);
+  }
+  const agenix = expected.get("agenix")!;
+  const name = "age.secrets.<name>.owner";
+  expect(agenix[name], `${name} in the agenix data`).toBeDefined();
+  const opt = await getJson(`${base}/api/v1/namespaces/agenix/options/${encodeURIComponent(name)}`);
+  expect(opt.status).toBe(200);
+  expect(opt.body).toMatchObject({ namespace: "agenix", name, loc: ["age", "secrets", "<name>", "owner"], type: agenix[name]!.type, module: "modules/age.nix" });
+
+  const sops = expected.get("sops-nix")!;
+  const sopsName = "sops.secrets.<name>.owner";
+  expect(sops[sopsName], `${sopsName} in the sops-nix data`).toBeDefined();
+  const sopsOpt = await getJson(`${base}/api/v1/namespaces/sops-nix/options/${encodeURIComponent(sopsName)}`);
+  expect(sopsOpt.status).toBe(200);
+  expect(sopsOpt.body).toMatchObject({ namespace: "sops-nix", name: sopsName, description: sops[sopsName]!.description });
+}
+
+describe("npm start keeps its data across restarts", () => {
+  let seedDir = "";
+  let persistDir = "";
+  let tmpDir = "";
+  const expected = new Map<string, Record<string, Record<string, unknown>>>();
+
+  beforeAll(async () => {
+    const missing = FILES.filter((f) => !existsSync(path.join(DATA_DIR, f)));
+    if (missing.length) {
+      throw new Error(`real test data missing in ${DATA_DIR}: ${missing.join(", ")} (set NIXDOCS_DATA_DIR or put ../shared/data beside the repository)`);
+    }
+    seedDir = await mkdtemp(path.join(os.tmpdir(), "nixdocs-e2e-seed-"));
+    persistDir = await mkdtemp(path.join(os.tmpdir(), "nixdocs-e2e-state-"));
+    tmpDir = await mkdtemp(path.join(os.tmpdir(), "nixdocs-e2e-tmp-"));
+    for (const f of FILES) {
+      await copyFile(path.join(DATA_DIR, f), path.join(seedDir, f));
+      expected.set(f.replace(/-options\.json\.gz$/, ""), readData(f));
+    }
+  });
+
+  afterAll(async () => {
+    for (const pgid of groups) {
+      killGroup(pgid);
+      await waitGroupGone(pgid, 10_000);
+    }
+    groups.clear();
+    for (const dir of [seedDir, persistDir, tmpDir]) if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("seeds an empty store, serves the data, and stops cleanly on SIGTERM", async () => {
+    const server = startServer(await freePort(), { SEED_DIR: seedDir, NIXDOCS_PERSIST_DIR: persistDir });
+    await waitForOutput(server, /seeding done: 2 namespaces/);
+    expect(server.output()).toMatch(/seeding 2 namespaces from .*: agenix, sops-nix/);
+    await expectSeededData(server.base, expected);
+    const result = await stopGracefully(server);
+    expect(result.code, server.output()).toBe(0);
+  });
+
+  it("restarts on the same directory without seeding and serves the same data", async () => {
+    const server = startServer(await freePort(), { SEED_DIR: seedDir, NIXDOCS_PERSIST_DIR: persistDir });
+    await waitForOutput(server, /store already holds 2 namespaces; nothing to seed/);
+    expect(server.output()).not.toMatch(/seeding \d+ namespace/);
+    await expectSeededData(server.base, expected);
+    await stopGracefully(server);
+  });
+
+  it("keeps an acknowledged write when the whole process group is SIGKILLed", async () => {
+    const port = await freePort();
+    const server = startServer(port, { SEED_DIR: seedDir, NIXDOCS_PERSIST_DIR: persistDir });
+    await waitForOutput(server, /nothing to seed/);
+
+    // A write the server acknowledged just before the crash.
+    const changed = structuredClone(expected.get("agenix")!);
+    const name = "age.secrets.<name>.owner";
+    changed[name]!.description = "Owner of the decrypted secret (changed before a crash).";
+    const file = path.join(tmpDir, "agenix-options.json");
+    await writeFile(file, JSON.stringify(changed));
+    const token = parseDevVars(readFileSync(path.join(ROOT, ".dev.vars"), "utf8")).ADMIN_TOKEN;
+    const report = await ingestFile(file, { url: server.base, token, mode: "replace", progress: "none" });
+    expect(report.summary.options).toMatchObject({ added: 0, changed: 1, removed: 0 });
+
+    killGroup(server.pgid);
+    await server.exited;
+    expect(await waitGroupGone(server.pgid, 10_000), "processes survived SIGKILL of the group").toBe(true);
+    groups.delete(server.pgid);
+
+    const again = startServer(await freePort(), { SEED_DIR: seedDir, NIXDOCS_PERSIST_DIR: persistDir });
+    await waitForOutput(again, /nothing to seed/);
+    const opt = await getJson(`${again.base}/api/v1/namespaces/agenix/options/${encodeURIComponent(name)}`);
+    expect(opt.status).toBe(200);
+    expect(opt.body.description).toBe(changed[name]!.description);
+    const list = await getJson<{ items: { namespace: string; options: number }[] }>(`${again.base}/api/v1/namespaces`);
+    expect(Object.fromEntries(list.body.items.map((i) => [i.namespace, i.options]))).toEqual({ agenix: Object.keys(changed).length, "sops-nix": Object.keys(expected.get("sops-nix")!).length });
+    await stopGracefully(again);
+  });
+
+  it("refuses a SEED_DIR that does not exist, before starting anything", async () => {
+    const server = startServer(await freePort(), { SEED_DIR: path.join(tmpDir, "no-such-dir"), NIXDOCS_PERSIST_DIR: persistDir });
+    const result = await Promise.race([server.exited, sleep(30_000).then(() => null)]);
+    expect(result, server.output()).toEqual({ code: 1, signal: null });
+    expect(server.output()).toMatch(/SEED_DIR .*no-such-dir does not exist/);
+    expect(await waitGroupGone(server.pgid, 5_000)).toBe(true);
+    groups.delete(server.pgid);
+  });
+});
