@@ -5,7 +5,8 @@
  * - Runs `wrangler dev --ip 127.0.0.1 --port $PORT --persist-to $NIXDOCS_PERSIST_DIR`
  *   (defaults 8787 and `.wrangler/state`), streaming its output, and waits for `/api/v1/health`.
  * - With `SEED_DIR`: ingests every `*-options.json.gz` there whose namespace the store does not
- *   hold yet (mode replace), so a restart on the same persist directory seeds nothing.
+ *   hold yet (mode replace), so a restart on the same persist directory seeds nothing. A seed
+ *   that was cut short is finished on the next start (see the seed journal below).
  * - Forwards SIGINT/SIGTERM/SIGHUP to wrangler and exits when it exits. Works offline.
  *
  * Environment: PORT, NIXDOCS_PERSIST_DIR, SEED_DIR, START_TIMEOUT_S (default 120),
@@ -14,7 +15,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, statSync, writeFileSync, appendFileSync, readdirSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import net from "node:net";
 import path from "node:path";
@@ -82,7 +83,28 @@ interface NamespaceItem {
   options: number;
 }
 
-async function seed(base: string, token: string, dir: string, signal: AbortSignal): Promise<void> {
+/**
+ * The seed journal, `<persist dir>/nixdocs-seed.json`, lives with the data it describes: a
+ * namespace is marked `started` before its first batch and `done` after its last, so a seed cut
+ * short (Ctrl-C, crash) is finished on the next start instead of being taken for a stored namespace.
+ */
+type SeedJournal = Record<string, { state: "started" | "done"; file: string; at: string }>;
+
+function readJournal(file: string): SeedJournal {
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as SeedJournal;
+  } catch {
+    return {};
+  }
+}
+
+function writeJournal(file: string, journal: SeedJournal): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(`${file}.tmp`, JSON.stringify(journal, null, 2) + "\n");
+  renameSync(`${file}.tmp`, file);
+}
+
+async function seed(base: string, token: string, dir: string, persist: string, signal: AbortSignal): Promise<void> {
   const files = readdirSync(dir)
     .filter((f) => f.endsWith("-options.json.gz"))
     .sort()
@@ -91,29 +113,41 @@ async function seed(base: string, token: string, dir: string, signal: AbortSigna
     say(`SEED_DIR ${dir} holds no *-options.json.gz files; nothing to seed`);
     return;
   }
+  const journalFile = path.join(persist, "nixdocs-seed.json");
+  const journal = readJournal(journalFile);
   const res = await fetch(`${base}/api/v1/namespaces`, { signal });
   if (!res.ok) throw new Error(`GET /api/v1/namespaces answered ${res.status}: ${await res.text()}`);
   const stored = new Map(((await res.json()) as { items: NamespaceItem[] }).items.map((i) => [i.namespace, i]));
-  const missing = files.filter((f) => !stored.has(namespaceFromFile(f)));
-  // Namespaces present but holding a different count were changed since seeding (or a seed was
-  // interrupted); they are left alone but named, since a restart would otherwise hide it.
+  const todo: string[] = [];
   for (const file of files) {
-    const have = stored.get(namespaceFromFile(file));
-    if (!have) continue;
-    const prepared = await prepareFile(file).catch(() => null);
-    if (prepared && prepared.options !== have.options) {
-      say(`note: namespace ${have.namespace} holds ${have.options} options, ${path.basename(file)} has ${prepared.options}; left as it is (npm run ingest -- --replace ${file} reloads it)`);
+    const ns = namespaceFromFile(file);
+    const have = stored.get(ns);
+    if (!have) {
+      todo.push(file);
+    } else if (journal[ns]?.state === "started") {
+      say(`the seed of ${ns} was interrupted (${have.options} options stored); finishing it`);
+      todo.push(file);
+    } else {
+      // Stored and complete as far as we know. A count different from the file means someone
+      // changed it since; leave it, but say so, since a restart would otherwise hide it.
+      const prepared = await prepareFile(file).catch(() => null);
+      if (prepared && prepared.options !== have.options) {
+        say(`note: namespace ${ns} holds ${have.options} options, ${path.basename(file)} has ${prepared.options}; left as it is (npm run ingest -- --replace ${file} reloads it)`);
+      }
     }
   }
-  if (missing.length === 0) {
+  if (todo.length === 0) {
     say(`store already holds ${stored.size} namespaces; nothing to seed`);
     return;
   }
-  say(`seeding ${missing.length} namespace${missing.length === 1 ? "" : "s"} from ${dir}: ${missing.map(namespaceFromFile).join(", ")}`);
+  say(`seeding ${todo.length} namespace${todo.length === 1 ? "" : "s"} from ${dir}: ${todo.map(namespaceFromFile).join(", ")}`);
   const batchBytes = process.env.SEED_BATCH_BYTES ? parseByteSize(process.env.SEED_BATCH_BYTES) : undefined;
   const started = performance.now();
   const reports: IngestReport[] = [];
-  for (const file of missing) {
+  for (const file of todo) {
+    const ns = namespaceFromFile(file);
+    journal[ns] = { state: "started", file, at: new Date().toISOString() };
+    writeJournal(journalFile, journal);
     const report = await ingestFile(file, {
       url: base,
       token,
@@ -123,12 +157,14 @@ async function seed(base: string, token: string, dir: string, signal: AbortSigna
       signal,
       log: (line) => say(line),
     });
+    journal[ns] = { state: "done", file, at: new Date().toISOString() };
+    writeJournal(journalFile, journal);
     reports.push(report);
     say(`seeded ${formatReportLine(report)}`);
   }
   const total = totalReport(reports, (performance.now() - started) / 1000);
   say(`seeded ${formatReportLine(total)}`);
-  say(`seeding done: ${reports.length} namespaces, ${total.options} options in ${total.seconds.toFixed(1)} s`);
+  say(`seeding done: ${reports.length} namespace${reports.length === 1 ? "" : "s"}, ${total.options} options in ${total.seconds.toFixed(1)} s`);
 }
 
 async function main(): Promise<void> {
@@ -211,7 +247,7 @@ async function main(): Promise<void> {
   say(`ready on ${base}`);
   if (!seedDir) return;
   try {
-    await seed(base, token, seedDir, seeding.signal);
+    await seed(base, token, seedDir, persist, seeding.signal);
   } catch (err) {
     if (stopping) return;
     // The server stays up for inspection; the failure is loud.

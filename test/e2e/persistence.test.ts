@@ -1,7 +1,8 @@
 /**
  * Persistence across restarts of `npm start` (src/cli/start.ts): seeding from SEED_DIR, a clean
- * stop (SIGTERM), a restart that seeds nothing and serves the same data, and a crash (SIGKILL of
- * the whole process group) after an acknowledged write, which must survive too.
+ * stop (SIGTERM), a restart that seeds nothing and serves the same data, a crash (SIGKILL of the
+ * whole process group) after an acknowledged write, which must survive too, and the completion
+ * of a seed that was cut short.
  *
  * Every server runs in its own process group (start.ts → wrangler → workerd), so the test can
  * check that a stop leaves no process behind and can always clean up, even when a step fails.
@@ -237,6 +238,24 @@ describe("npm start keeps its data across restarts", () => {
     const list = await getJson<{ items: { namespace: string; options: number }[] }>(`${again.base}/api/v1/namespaces`);
     expect(Object.fromEntries(list.body.items.map((i) => [i.namespace, i.options]))).toEqual({ agenix: Object.keys(changed).length, "sops-nix": Object.keys(expected.get("sops-nix")!).length });
     await stopGracefully(again);
+  });
+
+  it("finishes a seed that the journal says was cut short", async () => {
+    // Deterministic stand-in for a crash in the middle of seeding sops-nix.
+    const journalFile = path.join(persistDir, "nixdocs-seed.json");
+    const journal = JSON.parse(readFileSync(journalFile, "utf8"));
+    expect(journal["sops-nix"]?.state).toBe("done");
+    journal["sops-nix"].state = "started";
+    await writeFile(journalFile, JSON.stringify(journal));
+
+    const server = startServer(await freePort(), { SEED_DIR: seedDir, NIXDOCS_PERSIST_DIR: persistDir });
+    await waitForOutput(server, /seeding done: 1 namespace,/);
+    expect(server.output()).toMatch(/the seed of sops-nix was interrupted/);
+    expect(server.output()).toMatch(/seeding 1 namespace from .*: sops-nix/);
+    expect(JSON.parse(readFileSync(journalFile, "utf8"))["sops-nix"].state).toBe("done");
+    const list = await getJson<{ items: { namespace: string; options: number }[] }>(`${server.base}/api/v1/namespaces`);
+    expect(list.body.items.find((i) => i.namespace === "sops-nix")?.options).toBe(Object.keys(expected.get("sops-nix")!).length);
+    await stopGracefully(server);
   });
 
   it("refuses a SEED_DIR that does not exist, before starting anything", async () => {
