@@ -11,7 +11,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -73,7 +73,8 @@ function describeSource(how: string): string {
   return `${how} at ${git(["rev-parse", "--short", "HEAD"])}${dirty ? ` + ${dirty} uncommitted file(s) in src/ or config` : ""}`;
 }
 
-const live = new Set<ChildProcess>();
+/** Running servers and what to delete when they end. */
+const live = new Map<ChildProcess, () => void>();
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined) return;
@@ -86,13 +87,13 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 
 // Last line of defence: whatever happens to the benchmark, its dev servers go with it.
 process.on("exit", () => {
-  for (const c of live) killGroup(c, "SIGKILL");
+  for (const [c, cleanup] of live) {
+    killGroup(c, "SIGKILL");
+    cleanup();
+  }
 });
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(sig, () => {
-    for (const c of live) killGroup(c, "SIGKILL");
-    process.exit(130);
-  });
+  process.on(sig, () => process.exit(130)); // the exit handler above ends the servers
 }
 
 async function waitReady(url: string, child: ChildProcess, logFile: string, timeoutMs: number): Promise<void> {
@@ -127,6 +128,11 @@ export async function startDevServer(opts: StartOptions = {}): Promise<DevServer
   const port = await freePort();
   const inspectorPort = await freePort();
   const token = randomBytes(24).toString("hex");
+  // The token goes in a temp env file (what wrangler's required-secrets check reads, so it does not
+  // warn) and in --var (which wins over any .dev.vars in the working directory).
+  const secretsDir = mkdtempSync(path.join(tmpdir(), "nixdocs-bench-secrets-"));
+  const envFile = path.join(secretsDir, "bench.env");
+  writeFileSync(envFile, `ADMIN_TOKEN=${token}\n`, { mode: 0o600 });
   const wranglerJs = path.join(repoRoot, "node_modules/wrangler/bin/wrangler.js");
   const snapshot = process.env.BENCH_SOURCE === "live" ? null : snapshotSource();
   const cwd = snapshot?.dir ?? repoRoot;
@@ -137,6 +143,7 @@ export async function startDevServer(opts: StartOptions = {}): Promise<DevServer
     "--port", String(port),
     "--inspector-port", String(inspectorPort),
     "--persist-to", persistDir,
+    "--env-file", envFile,
     "--var", `ADMIN_TOKEN:${token}`,
     "--show-interactive-dev-session=false",
     "--log-level", "warn",
@@ -148,11 +155,19 @@ export async function startDevServer(opts: StartOptions = {}): Promise<DevServer
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "1" },
   });
-  live.add(child);
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   const memory = new MemorySampler(child.pid!, opts.sampleIntervalMs ?? 200);
   const url = `http://127.0.0.1:${port}`;
+  const cleanup = () => {
+    if (snapshot) rmSync(snapshot.dir, { recursive: true, force: true });
+    rmSync(secretsDir, { recursive: true, force: true });
+  };
+  // On a crash or a signal the temp persist dir goes too; after stop() callers decide.
+  live.set(child, () => {
+    cleanup();
+    if (opts.persistDir === undefined) rmSync(persistDir, { recursive: true, force: true });
+  });
   const server: DevServer = {
     url,
     port,
@@ -168,7 +183,7 @@ export async function startDevServer(opts: StartOptions = {}): Promise<DevServer
       if (child.exitCode !== null || child.signalCode !== null) {
         killGroup(child, "SIGKILL"); // stray grandchildren, if any
         live.delete(child);
-        if (snapshot) rmSync(snapshot.dir, { recursive: true, force: true });
+        cleanup();
         return;
       }
       const exited = new Promise<void>((r) => child.once("exit", () => r()));
@@ -178,7 +193,7 @@ export async function startDevServer(opts: StartOptions = {}): Promise<DevServer
       clearTimeout(timer);
       killGroup(child, "SIGKILL"); // workerd may outlive wrangler for a moment
       live.delete(child);
-      if (snapshot) rmSync(snapshot.dir, { recursive: true, force: true });
+      cleanup();
     },
   };
   try {
