@@ -156,7 +156,9 @@ export class NamespaceShard extends DurableObject<Env> {
     if (existing) {
       moduleId = existing.id;
       store.updateModule(this.#sql, moduleId, { name: record.name, description: record.description, hash: p.hash, version, meta, optionCount: record.options.length, now, deleted: false });
-      summary.modules.changed++;
+      // A module that returns after removal is new to readers of the live set.
+      if (existing.deleted_at !== null) summary.modules.added++;
+      else summary.modules.changed++;
     } else {
       moduleId = store.insertModule(this.#sql, { path: record.path, name: record.name, description: record.description, hash: p.hash, meta, optionCount: record.options.length, now });
       summary.modules.added++;

@@ -324,7 +324,8 @@ export function forgetImport(sql: Sql, importId: string, staleBefore: number): v
 // ---- counts -----------------------------------------------------------------------------------
 
 export function counts(sql: Sql, namespace: string): ShardCounts {
-  const m = sql.exec<{ n: number; u: number | null }>("SELECT count(*) AS n, max(updated_at) AS u FROM modules WHERE deleted_at IS NULL").one();
+  // updatedAt covers removals too: a removed module's updated_at is the time it was removed.
+  const m = sql.exec<{ n: number; u: number | null }>("SELECT count(*) FILTER (WHERE deleted_at IS NULL) AS n, max(updated_at) AS u FROM modules").one();
   const o = sql.exec<{ n: number }>("SELECT count(*) AS n FROM options WHERE deleted_at IS NULL").one();
   const v = sql.exec<{ n: number }>("SELECT count(*) AS n FROM module_versions").one();
   return { namespace, modules: m.n, options: o.n, versions: v.n, updatedAt: m.u };
