@@ -193,7 +193,7 @@ async function main(): Promise<void> {
     }
     if (partial.length) console.log(`partial answers for: ${[...new Set(partial.map((s) => show(queries[s.index]!.q)))].join(", ")}`);
     console.log("");
-    console.log("memory while seeding (from start):");
+    console.log(`memory from start ${missing.length ? "through seeding" : "(already seeded: start-up only)"}:`);
     console.log(formatMemory(memSeed));
     console.log("memory during warm-up + measured rounds:");
     console.log(formatMemory(memQueries));
