@@ -74,6 +74,17 @@ describe("ranking on the real data", () => {
     expect(together[0]).toBe("system.keyboard.remapCapsLockToControl");
   });
 
+  it("resolves a concrete instance onto its `<name>` option", async () => {
+    const r = await search("age.secrets.mysecret.owner");
+    expect(r.hits[0]!.name).toBe("age.secrets.<name>.owner");
+    expect(r.hits[0]!.match).toBe("prefix");
+  });
+
+  it("answers an undeclared key under a freeform option with that option and the rest of the path (BR-09)", async () => {
+    const r = await search("nix.settings.download-buffer-size", "&namespace=home-manager");
+    expect(r.hits[0]).toMatchObject({ name: "nix.settings", match: "ancestor", rest: ["download-buffer-size"] });
+  });
+
   it("finds `<name>` options by words around the placeholder (BR-17)", async () => {
     const list = await names("syncthing devices id", "&namespace=home-manager&limit=10");
     expect(list).toContain("services.syncthing.settings.devices.<name>.id");

@@ -22,7 +22,7 @@ export interface Candidate {
   anyOnly: boolean;
 }
 
-const TIER = { exact: 5, path: 4, name: 3, text: 2, any: 1 } as const;
+const TIER = { exact: 6, prefix: 5, ancestor: 4, name: 3, text: 2, any: 1 } as const;
 
 /**
  * Does the dotted query match a run of the option's segments? Every query segment but the last
@@ -58,12 +58,19 @@ function termsInName(terms: readonly string[], words: readonly string[]): boolea
   return terms.every((t) => words.some((w) => w.startsWith(t)));
 }
 
+/** The option is a proper, declared prefix of the dotted query (placeholders accept any segment). */
+export function isAncestor(querySegments: readonly string[], loc: readonly string[]): boolean {
+  if (loc.length >= querySegments.length) return false;
+  return loc.every((seg, i) => isPlaceholder(seg) || seg.toLowerCase() === querySegments[i]);
+}
+
 export function classify(q: ParsedQuery, c: Candidate): SearchHit["match"] | "any" {
   const lower = c.name.toLowerCase();
   if (lower === q.lower) return "exact";
   if (q.dotted) {
     const segs = q.lower.split(".");
     if (matchesPath(segs, c.loc, true) || matchesPath(segs, c.loc, false)) return "prefix";
+    if (isAncestor(segs, c.loc)) return "ancestor";
   }
   if (q.terms.length && termsInName(q.terms, nameWords(c.loc))) return "name";
   return c.anyOnly ? "any" : "text";
@@ -77,7 +84,7 @@ function relevance(bm25: number | null): number {
 
 export function score(q: ParsedQuery, c: Candidate): { score: number; match: SearchHit["match"] } {
   const kind = classify(q, c);
-  const tier = kind === "exact" ? TIER.exact : kind === "prefix" ? TIER.path : kind === "name" ? TIER.name : kind === "text" ? TIER.text : TIER.any;
+  const tier = TIER[kind];
   let within = 100 * relevance(c.bm25);
   if (kind !== "text" && kind !== "any") {
     const segs = c.loc.map(foldSegment);
@@ -89,6 +96,8 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
       within += 250;
     }
     if (q.dotted && c.name.toLowerCase().startsWith(q.lower)) within += 100;
+    // The deepest declared ancestor is the most specific answer.
+    if (kind === "ancestor") within += 40 * c.loc.length;
   }
   within += Math.max(0, 120 - 10 * c.loc.length);
   within = Math.min(999, within);

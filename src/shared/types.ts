@@ -90,8 +90,15 @@ export interface SearchHit {
   /** Description excerpt, HTML-escaped, matched words wrapped in `<mark>`. */
   snippet: string;
   score: number;
-  /** How the name matched: `exact`, `prefix`, `name` (every word in the name) or `text`. */
-  match: "exact" | "prefix" | "name" | "text";
+  /**
+   * How the name matched: `exact`; `prefix` (the dotted query matches a run of its segments,
+   * placeholders accepting concrete names); `ancestor` (the option is a declared prefix of the
+   * dotted query, e.g. a freeform `nix.settings` for `nix.settings.download-buffer-size`);
+   * `name` (every word in the name) or `text`.
+   */
+  match: "exact" | "prefix" | "ancestor" | "name" | "text";
+  /** For `ancestor` matches: the query's segments below the option (`["download-buffer-size"]`). */
+  rest?: string[];
 }
 
 export interface ShardSearchResult {

@@ -314,6 +314,22 @@ export class NamespaceShard extends DurableObject<Env> {
   // ---- search -----------------------------------------------------------------------------------
 
   /**
+   * Candidates for a dotted query that is not itself a name prefix: the options under its longest
+   * stored prefix (so `age.secrets.mysecret.owner` reaches `age.secrets.<name>.owner`) and that
+   * prefix's own option when it is one (a freeform `nix.settings` for `nix.settings.foo-bar`).
+   */
+  #dottedCandidates(segs: string[], pool: number, add: (id: number, bm25: number | null, anyOnly: boolean) => void): void {
+    for (let k = segs.length - 1; k >= 1; k--) {
+      const prefix = segs.slice(0, k).join(".");
+      const ancestor = store.optionsByLowerName(this.#sql, prefix, 1);
+      for (const r of ancestor) add(r.id, null, false);
+      const below = store.optionIdsWithPrefix(this.#sql, prefix + ".", pool);
+      for (const id of below) add(id, null, false);
+      if (ancestor.length || below.length) return;
+    }
+  }
+
+  /**
    * Ranked hits for `q`, best first, at most `window` of them. Candidates come from an exact-name
    * lookup, a path-prefix scan, a name-only FTS match, an all-columns FTS match and, when those
    * find too little, an any-word FTS match; `rank.ts` orders them.
@@ -334,13 +350,15 @@ export class NamespaceShard extends DurableObject<Env> {
 
       for (const r of store.optionsByLowerName(this.#sql, query.lower, 5)) add(r.id, null, false);
       if (!/\s/.test(query.lower)) for (const id of store.optionIdsWithPrefix(this.#sql, query.lower, pool)) add(id, null, false);
+      if (query.dotted) this.#dottedCandidates(query.lower.split("."), pool, add);
       let total = 0;
       if (query.terms.length) {
         for (const r of store.ftsMatch(this.#sql, ftsAll(query.terms, "name"), pool)) add(r.id, r.bm25, false);
         const all = ftsAll(query.terms);
         for (const r of store.ftsMatch(this.#sql, all, pool)) add(r.id, r.bm25, false);
         total = store.ftsCount(this.#sql, all);
-        if (candidates.size < want && query.terms.length > 1) {
+        // Any-word matching is the recall fallback; a dotted query that found its path needs none.
+        if (candidates.size < want && query.terms.length > 1 && !(query.dotted && candidates.size > 0)) {
           for (const r of store.ftsMatch(this.#sql, ftsAny(query.terms), pool)) add(r.id, r.bm25, true);
         }
       }
@@ -352,7 +370,9 @@ export class NamespaceShard extends DurableObject<Env> {
         const loc = JSON.parse(r.loc) as string[];
         const c: Candidate = { name: r.name, loc, module: r.module_path, type: r.type, description: r.description, bm25: info.bm25, anyOnly: info.anyOnly };
         const s = score(query, c);
-        return { namespace: ns, name: r.name, loc, module: r.module_path, type: r.type, snippet: "", score: s.score, match: s.match };
+        const hit: SearchHit = { namespace: ns, name: r.name, loc, module: r.module_path, type: r.type, snippet: "", score: s.score, match: s.match };
+        if (s.match === "ancestor") hit.rest = query.lower.split(".").slice(loc.length);
+        return hit;
       });
       hits.sort(compareHits);
       const top = hits.slice(0, want);
