@@ -76,7 +76,8 @@ describe("queries and ranking helpers", () => {
   });
 
   it("escapes snippets and marks matched words", () => {
-    expect(snippet("Use <b>Git</b> & more", ["git"])).toBe("Use <mark>&lt;b&gt;Git&lt;/b&gt;</mark> &amp; more");
+    expect(snippet("Use <b>Git</b> & more", ["git"])).toBe("Use &lt;b&gt;<mark>Git</mark>&lt;/b&gt; &amp; more");
+    expect(snippet("See <https://github.com/x>.", ["git"])).toBe("See &lt;https://<mark>github</mark>.com/x&gt;.");
     expect(snippet("A declaration here", ["declarative"])).toBe("A <mark>declaration</mark> here");
   });
 });

@@ -19,15 +19,5 @@ export function createApp(): Hono<AppEnv> {
   app.route("/api/v1/namespaces", namespaces);
   app.route("/api/v1/search", search);
   app.route("/api/v1/stats", stats);
-  app.get("/", (c) =>
-    c.json({
-      name: "nixdocs",
-      api: {
-        namespaces: "/api/v1/namespaces",
-        search: "/api/v1/search?q=",
-        stats: "/api/v1/stats",
-      },
-    }),
-  );
   return app;
 }

@@ -7,7 +7,7 @@
  */
 import { isPlaceholder } from "./optionName.ts";
 import type { ParsedQuery } from "./query.ts";
-import { foldSegment, nameWords, textWords } from "./tokenize.ts";
+import { foldSegment, nameWords } from "./tokenize.ts";
 import type { SearchHit } from "./types.ts";
 
 export interface Candidate {
@@ -86,7 +86,11 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
   const kind = classify(q, c);
   const tier = TIER[kind];
   let within = 100 * relevance(c.bm25);
-  if (kind !== "text" && kind !== "any") {
+  if ((kind === "text" || kind === "any") && q.terms.length) {
+    // Below the name tiers, options whose name holds more of the words come first.
+    const words = nameWords(c.loc);
+    within += (400 * q.terms.filter((t) => words.some((w) => w.startsWith(t))).length) / q.terms.length;
+  } else {
     const segs = c.loc.map(foldSegment);
     const whole = q.terms.filter((t) => segs.includes(t)).length;
     within += q.terms.length ? (300 * whole) / q.terms.length : 0;
@@ -103,6 +107,9 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
   within = Math.min(999, within);
   return { score: Math.round((tier * 1000 + within) * 1000) / 1000, match: kind === "any" ? "text" : kind };
 }
+
+const WORD = /[\p{L}\p{N}]+/gu;
+const PIECES = /([\p{L}\p{N}]+)|([^\p{L}\p{N}]+)/gu;
 
 const HTML_ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 
@@ -131,12 +138,20 @@ export function snippet(description: string, terms: readonly string[], maxWords 
   const tokens = description.replace(/\s+/g, " ").trim().split(" ").filter(Boolean);
   if (!tokens.length) return "";
   const prefixes = terms.map((t) => (t.length >= 2 ? markPrefix(t) : t));
-  const hits = (tok: string) => textWords(tok).some((w) => prefixes.some((p) => (p.length >= 2 ? w.startsWith(p) : w === p)));
+  const matches = (word: string) => {
+    const w = foldSegment(word);
+    return prefixes.some((p) => (p.length >= 2 ? w.startsWith(p) : w === p));
+  };
+  const hits = (tok: string) => (tok.match(WORD) ?? []).some(matches);
+  // Only the matched words are marked, not the punctuation around them (`<https://github.com/…>`).
+  const render = (tok: string) =>
+    tok.replace(PIECES, (_, word: string | undefined, other: string | undefined) =>
+      word !== undefined ? (matches(word) ? `<mark>${word}</mark>` : word) : escapeHtml(other ?? ""),
+    );
   const first = tokens.findIndex(hits);
   const start = first <= 6 ? 0 : first - 6;
   const slice = tokens.slice(start, start + maxWords);
-  const body = slice.map((tok) => (hits(tok) ? `<mark>${escapeHtml(tok)}</mark>` : escapeHtml(tok))).join(" ");
-  return (start > 0 ? "… " : "") + body + (start + maxWords < tokens.length ? " …" : "");
+  return (start > 0 ? "… " : "") + slice.map(render).join(" ") + (start + maxWords < tokens.length ? " …" : "");
 }
 
 export function compareHits(a: SearchHit, b: SearchHit): number {
