@@ -188,6 +188,19 @@ describe("reads", () => {
     }
   });
 
+  it("answers 304 to a revalidation of an unchanged read", async () => {
+    const first = await api("/api/v1/namespaces/edge-test/options/foo.enable");
+    const tag = first.headers.get("etag");
+    expect(tag).toMatch(/^"/);
+    expect(first.headers.get("cache-control")).toContain("must-revalidate");
+    const again = await api("/api/v1/namespaces/edge-test/options/foo.enable", { headers: { "if-none-match": tag! } });
+    expect(again.status).toBe(304);
+    expect((await postBatch("edge-test", { "foo.enable": { ...OPTION, description: "Changed." } })).status).toBe(200);
+    const changed = await api("/api/v1/namespaces/edge-test/options/foo.enable", { headers: { "if-none-match": tag! } });
+    expect(changed.status).toBe(200);
+    expect((await json(changed)).description).toBe("Changed.");
+  });
+
   it("reports totals in /api/v1/stats", async () => {
     const stats = await json(await api("/api/v1/stats"));
     expect(stats.namespaces).toBeGreaterThanOrEqual(1);

@@ -1,5 +1,6 @@
 /** The Hono application: middleware order, route mounting and the error envelope. @module */
 import { Hono } from "hono";
+import { etag } from "hono/etag";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./env.ts";
@@ -12,6 +13,12 @@ export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use(requestId({ headerName: "X-Request-Id" }));
   app.use(secureHeaders());
+  // Reads revalidate cheaply: an unchanged answer is a 304 (data changes only on ingest).
+  app.use("/api/v1/*", async (c, next) => {
+    await next();
+    if (c.req.method === "GET" && c.res.status === 200) c.header("Cache-Control", "public, max-age=0, must-revalidate");
+  });
+  app.use("/api/v1/*", etag());
   app.onError(onError);
   app.notFound(notFound);
 
