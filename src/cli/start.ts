@@ -13,16 +13,13 @@
  * SEED_BATCH_BYTES (default 2 MiB).
  * @module
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import net from "node:net";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { describeError, formatReportLine, ingestFile, namespaceFromFile, parseByteSize, parseDevVars, prepareFile, totalReport, type IngestReport } from "./ingest-lib.ts";
+import { hasExited, portFree, repoRoot as ROOT, waitHealthy, wranglerDevArgs, wranglerEnv } from "./processes.ts";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const USER_CWD = process.env.npm_lifecycle_event === "start" && process.env.INIT_CWD ? process.env.INIT_CWD : process.cwd();
 
 function say(line: string): void {
@@ -49,33 +46,6 @@ function ensureDevVars(): string {
   appendFileSync(file, `\n# Added by npm start.\nADMIN_TOKEN=${token}\n`);
   say(`added a random ADMIN_TOKEN to ${file} (it had none)`);
   return token;
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once("error", () => resolve(false));
-    server.listen({ port, host: "127.0.0.1", exclusive: true }, () => server.close(() => resolve(true)));
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function waitHealthy(base: string, child: ChildProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error("wrangler exited before the server became healthy");
-    try {
-      const res = await fetch(`${base}/api/v1/health`, { signal: AbortSignal.timeout(2_000) });
-      if (res.ok && ((await res.json()) as { ok?: unknown }).ok === true) return;
-    } catch {
-      // not up yet
-    }
-    await sleep(250);
-  }
-  throw new Error(`the server did not answer ${base}/api/v1/health within ${Math.round(timeoutMs / 1000)} s`);
 }
 
 interface NamespaceItem {
@@ -185,18 +155,14 @@ async function main(): Promise<void> {
   const token = ensureDevVars();
   if (!(await portFree(port))) fail(`port ${port} on 127.0.0.1 is already in use (another npm start?); set PORT to use another`);
 
-  const wranglerBin = path.join(path.dirname(createRequire(import.meta.url).resolve("wrangler/package.json")), "bin/wrangler.js");
-  const args = [wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist, "--show-interactive-dev-session=false"];
   say(`starting wrangler dev on http://127.0.0.1:${port} (data in ${persist})`);
-  const child = spawn(process.execPath, args, {
+  // Not in a process group of its own, unlike the servers of the benchmarks and tests: wrangler
+  // stays in the terminal's foreground group, so Ctrl-C reaches it directly as well as through
+  // the forwarding below, and whoever stops npm start's group stops wrangler with it.
+  const child = spawn(process.execPath, wranglerDevArgs({ port, persistDir: persist }), {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
-    env: {
-      ...process.env,
-      WRANGLER_SEND_METRICS: "false",
-      // Offline: do not try to download the `Request.cf` object (miniflare falls back anyway).
-      CLOUDFLARE_CF_FETCH_ENABLED: process.env.CLOUDFLARE_CF_FETCH_ENABLED ?? "false",
-    },
+    env: wranglerEnv(),
   });
   // Our reader may be gone (closed pipe); losing wrangler's log is better than dying of EPIPE.
   process.stdout.on("error", () => {});
@@ -208,7 +174,7 @@ async function main(): Promise<void> {
   let stopping: NodeJS.Signals | null = null;
   const stop = (signal: NodeJS.Signals) => {
     seeding.abort(new Error(`stopped by ${signal}`));
-    if (child.exitCode !== null || child.signalCode !== null) return;
+    if (hasExited(child)) return;
     if (stopping) {
       // Second signal: no more patience.
       child.kill("SIGKILL");
@@ -218,7 +184,7 @@ async function main(): Promise<void> {
     say(`${signal}: stopping wrangler`);
     child.kill(signal);
     setTimeout(() => {
-      if (child.exitCode === null && child.signalCode === null) {
+      if (!hasExited(child)) {
         say("wrangler did not stop within 15 s; killing it");
         child.kill("SIGKILL");
       }
@@ -236,7 +202,7 @@ async function main(): Promise<void> {
 
   const base = `http://127.0.0.1:${port}`;
   try {
-    await waitHealthy(base, child, Number(process.env.START_TIMEOUT_S ?? 120) * 1000);
+    await waitHealthy(base, child, { timeoutMs: Number(process.env.START_TIMEOUT_S ?? 120) * 1000 });
   } catch (err) {
     if (stopping) return;
     process.stderr.write(`[nixdocs] error: ${(err as Error).message}\n`);
