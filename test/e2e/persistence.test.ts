@@ -7,16 +7,15 @@
  * Every server runs in its own process group (start.ts → wrangler → workerd), so the test can
  * check that a stop leaves no process behind and can always clean up, even when a step fails.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ingestFile, parseDevVars } from "../../src/cli/ingest-lib.ts";
+import { freePort, killAllGroups, killGroup, sleep, spawnGroup, waitGroupGone, type ExitStatus, type GroupProcess } from "../../src/cli/processes.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const DATA_DIR = process.env.NIXDOCS_DATA_DIR ?? path.resolve(ROOT, "../shared/data");
@@ -35,73 +34,17 @@ function readData(file: string): Record<string, Record<string, unknown>> {
   return JSON.parse(gunzipSync(readFileSync(path.join(DATA_DIR, file))).toString("utf8"));
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** True while any process of the group exists (zombies included until they are reaped). */
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ESRCH") return false;
-    throw err;
-  }
-}
-
-function killGroup(pgid: number): void {
-  try {
-    process.kill(-pgid, "SIGKILL");
-  } catch {
-    // already gone
-  }
-}
-
-async function waitGroupGone(pgid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!groupAlive(pgid)) return true;
-    await sleep(100);
-  }
-  return !groupAlive(pgid);
-}
-
-interface Server {
-  child: ChildProcess;
-  pgid: number;
+interface Server extends GroupProcess {
   base: string;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
-
-const groups = new Set<number>();
 
 function startServer(port: number, env: Record<string, string>): Server {
-  const child = spawn(nodeBinary(), ["src/cli/start.ts"], {
+  // Own process group (start.ts, wrangler and workerd), killed at the latest in afterAll.
+  const group = spawnGroup(nodeBinary(), ["src/cli/start.ts"], {
     cwd: ROOT,
-    detached: true, // own process group: start.ts, wrangler and workerd
-    stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...env, PORT: String(port), WRANGLER_SEND_METRICS: "false", FORCE_COLOR: "0" },
   });
-  if (child.pid === undefined) throw new Error("could not spawn src/cli/start.ts");
-  groups.add(child.pid);
-  let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("exit", (code, signal) => resolve({ code, signal })),
-  );
-  return { child, pgid: child.pid, base: `http://127.0.0.1:${port}`, output: () => out, exited };
+  return { ...group, base: `http://127.0.0.1:${port}` };
 }
 
 /** Wait until the output matches `pattern`; fail early on `failure` or when the process exits. */
@@ -120,19 +63,18 @@ async function waitForOutput(server: Server, pattern: RegExp, timeoutMs = 120_00
 }
 
 /** SIGTERM start.ts alone: it must stop wrangler, exit, and leave no process of its group. */
-async function stopGracefully(server: Server): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+async function stopGracefully(server: Server): Promise<ExitStatus> {
   server.child.kill("SIGTERM");
   const result = await Promise.race([server.exited, sleep(30_000).then(() => null)]);
   if (!result) {
-    killGroup(server.pgid);
+    killGroup(server.pgid, "SIGKILL");
     throw new Error(`start.ts did not exit within 30 s of SIGTERM; output:\n${server.output()}`);
   }
   const gone = await waitGroupGone(server.pgid, 10_000);
   if (!gone) {
-    killGroup(server.pgid);
+    killGroup(server.pgid, "SIGKILL");
     throw new Error(`processes of the group survived start.ts (wrangler/workerd left behind); output:\n${server.output()}`);
   }
-  groups.delete(server.pgid);
   return result;
 }
 
@@ -185,11 +127,7 @@ describe("npm start keeps its data across restarts", () => {
   });
 
   afterAll(async () => {
-    for (const pgid of groups) {
-      killGroup(pgid);
-      await waitGroupGone(pgid, 10_000);
-    }
-    groups.clear();
+    await killAllGroups();
     for (const dir of [seedDir, persistDir, tmpDir]) if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -225,10 +163,9 @@ describe("npm start keeps its data across restarts", () => {
     const report = await ingestFile(file, { url: server.base, token, mode: "replace", progress: "none" });
     expect(report.summary.options).toMatchObject({ added: 0, changed: 1, removed: 0 });
 
-    killGroup(server.pgid);
+    killGroup(server.pgid, "SIGKILL");
     await server.exited;
     expect(await waitGroupGone(server.pgid, 10_000), "processes survived SIGKILL of the group").toBe(true);
-    groups.delete(server.pgid);
 
     const again = startServer(await freePort(), { SEED_DIR: seedDir, NIXDOCS_PERSIST_DIR: persistDir });
     await waitForOutput(again, /nothing to seed/);
@@ -264,6 +201,5 @@ describe("npm start keeps its data across restarts", () => {
     expect(result, server.output()).toEqual({ code: 1, signal: null });
     expect(server.output()).toMatch(/SEED_DIR .*no-such-dir does not exist/);
     expect(await waitGroupGone(server.pgid, 5_000)).toBe(true);
-    groups.delete(server.pgid);
   });
 });
