@@ -96,7 +96,13 @@ describe("bad bodies", () => {
       [{ modules: [{ path: "a/../../b.nix", options: {} }] }, ["modules", 0, "path"]],
       [{ modules: [{ path: "a\u0000b.nix", options: {} }] }, ["modules", 0, "path"]],
       [{ modules: [] }, ["modules"]],
+      [{ modules: {} }, ["modules"]],
+      [{}, []],
       [[1, 2, 3], []],
+      [{ "foo.enable": { loc: ["foo", "enable"], description: "no type" } }, ["foo.enable", "type"]],
+      [{ modules: [{ path: "x/versions", options: {} }] }, ["modules", 0, "path"]],
+      [{ modules: [{ path: "x/versions/1", options: {} }] }, ["modules", 0, "path"]],
+      [{ modules: [{ path: "y/diff", options: {} }] }, ["modules", 0, "path"]],
     ];
     for (const [body, path] of cases) {
       const res = await post(JSON.stringify(body));
@@ -106,6 +112,13 @@ describe("bad bodies", () => {
       expect(err.details.issues[0].path.slice(0, path.length)).toEqual(path);
     }
     expect(await optionCount()).toBe(1);
+  });
+
+  it("does not echo huge keys back in errors", async () => {
+    const key = "k".repeat(100_000);
+    const res = await post(JSON.stringify({ [key]: { loc: ["k"], type: 5 } }));
+    expect(res.status).toBe(400);
+    expect((await res.text()).length).toBeLessThan(2_000);
   });
 
   it("accepts older and richer option shapes without dropping options (BR-27)", async () => {
@@ -178,6 +191,21 @@ describe("reads", () => {
       cursor = page.nextCursor;
     } while (cursor);
     expect(seen).toEqual(Array.from({ length: 7 }, (_, i) => `mod${i}.nix`));
+  });
+
+  it("answers 405 for methods the API does not have", async () => {
+    for (const method of ["DELETE", "PUT", "PATCH"]) {
+      const res = await api("/api/v1/namespaces/edge-test", { method });
+      expect(res.status, method).toBe(405);
+      expect(res.headers.get("allow")).toBe("GET, HEAD, POST");
+      expectEnvelope(await json(res), "method_not_allowed");
+    }
+  });
+
+  it("names the missing diff versions plainly", async () => {
+    const res = await api("/api/v1/namespaces/edge-test/modules/m.nix/diff");
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(await json(res))).toContain("a version number is required");
   });
 
   it("sends a request id and security headers on every response", async () => {

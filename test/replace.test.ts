@@ -42,3 +42,52 @@ describe("multi-batch replace imports", () => {
     expect(module_.options[0].description).toMatch(/^Revision \d\.$/);
   });
 });
+
+describe("options that move between modules", () => {
+  it("takes a moved option out of the module that held it, recording where it went", async () => {
+    const ns = "moves";
+    const both = { "a.enable": { loc: ["a", "enable"], type: "boolean", description: "A." }, "shared.x": { loc: ["shared", "x"], type: "int", description: "X." } };
+    expect((await postBatch(ns, { modules: [{ path: "a.nix", options: both }] })).status).toBe(200);
+    const moved = await json(await postBatch(ns, { modules: [{ path: "b.nix", options: { "shared.x": both["shared.x"] } }] }));
+    expect(moved.options).toEqual({ added: 0, changed: 1, removed: 0 });
+
+    const a = await json(await api(`/api/v1/namespaces/${ns}/modules/a.nix`));
+    expect(a.optionCount).toBe(1);
+    expect(a.options.map((o: { name: string }) => o.name)).toEqual(["a.enable"]);
+    const versions = await json(await api(`/api/v1/namespaces/${ns}/modules/a.nix/versions`));
+    expect(versions.items[1].changes).toMatchObject({ removed: ["shared.x"], moved: [{ name: "shared.x", to: "b.nix" }] });
+    expect((await json(await api(`/api/v1/namespaces/${ns}/options/shared.x`))).module).toBe("b.nix");
+    const counts = await json(await api(`/api/v1/namespaces/${ns}`));
+    expect(counts.options).toBe(2);
+    const listed = await json(await api(`/api/v1/namespaces/${ns}/modules`));
+    expect(listed.items.reduce((n: number, m: { optionCount: number }) => n + m.optionCount, 0)).toBe(counts.options);
+  });
+
+  it("rejects a batch that gives one option to two modules", async () => {
+    const opt = { "x.y": { loc: ["x", "y"], type: "str", description: "" } };
+    const res = await postBatch("moves-dup", { modules: [{ path: "m/a.nix", options: opt }, { path: "m/b.nix", options: opt }] });
+    expect(res.status).toBe(400);
+    const issue = (await json(res)).error.details.issues[0];
+    expect(issue.path).toEqual(["modules", 1, "options", "x.y"]);
+    expect(issue.message).toContain("m/a.nix");
+    expect((await api("/api/v1/namespaces/moves-dup")).status).toBe(404);
+  });
+});
+
+describe("concurrent replace imports", () => {
+  it("refuses a second replace import while one is in progress, and allows it once the first is final", async () => {
+    const ns = "replace-race";
+    expect((await postBatch(ns, { modules: [module("old")] })).status).toBe(200);
+    expect((await postBatch(ns, { modules: [module("a1")] }, "?mode=replace&importId=A&final=false")).status).toBe(200);
+    const b1 = await postBatch(ns, { modules: [module("b1")] }, "?mode=replace&importId=B&final=false");
+    expect(b1.status).toBe(409);
+    expect((await json(b1)).error).toMatchObject({ code: "conflict", details: { importId: "A" } });
+    const single = await postBatch(ns, { modules: [module("c")] }, "?mode=replace");
+    expect(single.status).toBe(409);
+    expect((await postBatch(ns, { modules: [module("a2")] }, "?mode=replace&importId=A&final=true")).status).toBe(200);
+    expect(await live(ns)).toEqual(["a1.nix", "a2.nix"]);
+    expect((await postBatch(ns, { modules: [module("b1")] }, "?mode=replace&importId=B&final=false")).status).toBe(200);
+    expect((await postBatch(ns, { modules: [module("b2")] }, "?mode=replace&importId=B&final=true")).status).toBe(200);
+    expect(await live(ns)).toEqual(["b1.nix", "b2.nix"]);
+  });
+});

@@ -137,6 +137,41 @@ describe("ranking on the real data", () => {
     expect(wrong.status).toBe(400);
   });
 
+  it("pages a multi-word query to the end with one stable ranking: no repeats, steady total, at most 1,000", async () => {
+    const seen: string[] = [];
+    const totals = new Set<number>();
+    let last = Infinity;
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page: Awaited<ReturnType<typeof search>> = await search("programs git signing key", `&limit=100${cursor ? `&cursor=${enc(cursor)}` : ""}`);
+      totals.add(page.total);
+      for (const h of page.hits) {
+        expect(h.score).toBeLessThanOrEqual(last);
+        last = h.score;
+        seen.push(`${h.namespace}:${h.name}`);
+      }
+      cursor = page.nextCursor;
+      pages++;
+    } while (cursor && pages < 20);
+    expect(cursor).toBeNull();
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.length).toBeLessThanOrEqual(1000);
+    expect(totals.size).toBe(1);
+    const deep = await api(`/api/v1/search?q=git&cursor=${enc(btoa(JSON.stringify({ o: 1000, q: "git" })).replace(/=+$/, ""))}`);
+    expect(deep.status).toBe(400);
+  });
+
+  it("puts the enable option of a hyphenated module first for its words", async () => {
+    expect((await names("gpg agent", "&namespace=home-manager"))[0]).toBe("services.gpg-agent.enable");
+    expect((await names("screen locker", "&namespace=home-manager"))[0]).toBe("services.screen-locker.enable");
+  });
+
+  it("ranks sibling options that share most words above unrelated ones", async () => {
+    const top = (await names("programs git signing key", "&namespace=home-manager&limit=4")).sort();
+    expect(top).toEqual(["programs.git.signing.format", "programs.git.signing.key", "programs.git.signing.signByDefault", "programs.git.signing.signer"]);
+  });
+
   it("answers 404 for an unknown namespace filter", async () => {
     const res = await api("/api/v1/search?q=git&namespace=nope");
     expect(res.status).toBe(404);
@@ -171,7 +206,7 @@ describe("hostile query strings", () => {
   });
 
   it("rejects empty, whitespace-only and over-long queries with 400", async () => {
-    for (const q of ["", "   ", "\t", "a".repeat(257), Array.from({ length: 17 }, (_, i) => `w${i}`).join(" ")]) {
+    for (const q of ["", "   ", "\t", "a".repeat(257), "b".repeat(10_000), Array.from({ length: 17 }, (_, i) => `w${i}`).join(" ")]) {
       const res = await api(`/api/v1/search?q=${enc(q)}`);
       expect(res.status, JSON.stringify(q)).toBe(400);
       expect(["query_empty", "query_too_long"]).toContain((await json(res)).error.code);

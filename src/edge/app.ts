@@ -3,8 +3,9 @@ import { Hono } from "hono";
 import { etag } from "hono/etag";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
+import { ApiError } from "../shared/errors.ts";
 import type { AppEnv } from "./env.ts";
-import { notFound, onError } from "./middleware/errors.ts";
+import { errorResponse, notFound, onError } from "./middleware/errors.ts";
 import { namespaces } from "./routes/namespaces.ts";
 import { search } from "./routes/search.ts";
 import { stats } from "./routes/stats.ts";
@@ -22,6 +23,11 @@ export function createApp(): Hono<AppEnv> {
   app.onError(onError);
   app.notFound(notFound);
 
+  // The API has reads (GET/HEAD) and ingest (POST); other methods are refused as such, not as 404s.
+  app.on(["PUT", "PATCH", "DELETE"], "/api/v1/*", (c) => {
+    c.header("Allow", "GET, HEAD, POST");
+    return errorResponse(c, new ApiError(405, "method_not_allowed", `${c.req.method} is not supported on ${new URL(c.req.url).pathname}`));
+  });
   app.get("/api/v1/health", (c) => c.json({ ok: true }));
   app.route("/api/v1/namespaces", namespaces);
   app.route("/api/v1/search", search);

@@ -121,23 +121,24 @@ export class SearchCoordinator extends DurableObject<Env> {
       offset = c.o;
     }
     const limit = Math.min(Math.max(1, Math.trunc(req.limit)), LIMITS.maxPageSize);
-    if (offset + limit > LIMITS.maxSearchOffset + LIMITS.maxPageSize) {
-      throw new ApiError(400, "bad_request", `search pages reach at most ${LIMITS.maxSearchOffset} results deep; refine the query`);
+    if (offset >= LIMITS.maxSearchDepth) {
+      throw new ApiError(400, "bad_request", `search pages reach the first ${LIMITS.maxSearchDepth} results; refine the query`);
     }
-    const window = offset + limit;
+    const window = Math.min(offset + limit, LIMITS.maxSearchDepth);
     const budget = Number(this.env.SEARCH_SHARD_TIMEOUT_MS) || 2000;
 
-    const results = await Promise.all(chosen.map((ns) => this.#askShard(ns, query.raw, window, budget)));
+    // One hit more than the page needs tells whether another page exists.
+    const results = await Promise.all(chosen.map((ns) => this.#askShard(ns, query.raw, window + 1, budget)));
     const ok = results.filter((r): r is ShardStatus & { result: ShardSearchResult } => r.status === "ok" && !!r.result);
     const merged = mergeRanked(ok.map((r) => r.result.hits));
     const total = ok.reduce((sum, r) => sum + r.result.total, 0);
     const hits = merged.slice(offset, window);
-    const more = merged.length > window || (merged.length === window && total > window);
+    const more = merged.length > window;
     return {
       query: query.raw,
       hits,
       total,
-      nextCursor: more && window < LIMITS.maxSearchOffset + LIMITS.maxPageSize ? encodeCursor({ o: window, q: query.raw }) : null,
+      nextCursor: more && window < LIMITS.maxSearchDepth ? encodeCursor({ o: window, q: query.raw }) : null,
       partial: results.some((r) => r.status !== "ok"),
       shards: results.map(({ namespace, status, total, ms }) => ({ namespace, status, total, ms })),
       facets: { namespace: Object.fromEntries(ok.map((r) => [r.namespace, r.result.total])) },

@@ -31,7 +31,3 @@ export function diffModules(before: ModuleRecord | null, after: ModuleRecord | n
   changes.changed.sort((a, b) => (a.name < b.name ? -1 : 1));
   return changes;
 }
-
-export function isEmptyChange(c: ChangeList): boolean {
-  return !c.added.length && !c.removed.length && !c.changed.length && !c.module.length && !c.deleted && !c.restored;
-}

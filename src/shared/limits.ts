@@ -13,8 +13,8 @@ export const LIMITS = {
   /** Largest page of search results or module listings. */
   maxPageSize: 100,
   defaultPageSize: 20,
-  /** Deepest offset a search cursor can reach (pages of stable ranking). */
-  maxSearchOffset: 1_000,
+  /** Search results reachable through pages: the first 1,000 of the ranking. */
+  maxSearchDepth: 1_000,
   /** Length of a module path or an option name. */
   maxPathLength: 1_024,
   /** Length of one option description or literal text. */

@@ -47,7 +47,8 @@ export function ftsAll(terms: readonly string[], column?: string): string {
   return column ? `${column} : (${body})` : body;
 }
 
-/** Any word may match: the recall fallback when the AND query finds too little. */
-export function ftsAny(terms: readonly string[]): string {
-  return terms.map(ftsTerm).join(" OR ");
+/** Any word may match, anywhere or only in `column`: partial matches and the recall fallback. */
+export function ftsAny(terms: readonly string[], column?: string): string {
+  const body = terms.map(ftsTerm).join(" OR ");
+  return column ? `${column} : (${body})` : body;
 }

@@ -22,7 +22,7 @@ export interface Candidate {
   anyOnly: boolean;
 }
 
-const TIER = { exact: 6, prefix: 5, ancestor: 4, name: 3, text: 2, any: 1 } as const;
+const TIER = { exact: 6, prefix: 5, ancestor: 4, name: 3, text: 2 } as const;
 
 /**
  * Does the dotted query match a run of the option's segments? Every query segment but the last
@@ -64,7 +64,7 @@ export function isAncestor(querySegments: readonly string[], loc: readonly strin
   return loc.every((seg, i) => isPlaceholder(seg) || seg.toLowerCase() === querySegments[i]);
 }
 
-export function classify(q: ParsedQuery, c: Candidate): SearchHit["match"] | "any" {
+export function classify(q: ParsedQuery, c: Candidate): SearchHit["match"] {
   const lower = c.name.toLowerCase();
   if (lower === q.lower) return "exact";
   if (q.dotted) {
@@ -73,7 +73,7 @@ export function classify(q: ParsedQuery, c: Candidate): SearchHit["match"] | "an
     if (isAncestor(segs, c.loc)) return "ancestor";
   }
   if (q.terms.length && termsInName(q.terms, nameWords(c.loc))) return "name";
-  return c.anyOnly ? "any" : "text";
+  return "text";
 }
 
 function relevance(bm25: number | null): number {
@@ -86,26 +86,37 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
   const kind = classify(q, c);
   const tier = TIER[kind];
   let within = 100 * relevance(c.bm25);
-  if ((kind === "text" || kind === "any") && q.terms.length) {
-    // Below the name tiers, options whose name holds more of the words come first.
+  if (kind === "text") {
+    // Below the name tiers, options whose name holds more of the words come first; matching
+    // every word somewhere (name, description, type, module) only breaks ties.
+    // A word matched whole counts 1, as a prefix of a name word 0.5 (`git` in `gitui`).
     const words = nameWords(c.loc);
-    within += (400 * q.terms.filter((t) => words.some((w) => w.startsWith(t))).length) / q.terms.length;
+    const coverage = q.terms.reduce((n, t) => n + (words.includes(t) ? 1 : words.some((w) => w.startsWith(t)) ? 0.5 : 0), 0);
+    if (q.terms.length) within += (400 * coverage) / q.terms.length;
+    if (!c.anyOnly) within += 30;
   } else {
-    const segs = c.loc.map(foldSegment);
-    const whole = q.terms.filter((t) => segs.includes(t)).length;
+    // Words matched whole (a segment, or a word of one: `gpg` in `gpg-agent`) beat prefixes.
+    const words = nameWords(c.loc);
+    const whole = q.terms.filter((t) => words.includes(t)).length;
     within += q.terms.length ? (300 * whole) / q.terms.length : 0;
-    // The entry point of a module: `programs.git.enable` for `git`, `services.nginx.enable` for `services.nginx`.
-    const parent = segs.slice(0, -1);
-    if (c.loc[c.loc.length - 1] === "enable" && q.terms.length && q.terms.filter((t) => t !== "enable").every((t) => parent.includes(t))) {
+    // The entry point of a module: `programs.git.enable` for `git`, `services.gpg-agent.enable`
+    // for `gpg agent`, `services.nginx.enable` for `services.nginx`.
+    const parentWords = nameWords(c.loc.slice(0, -1));
+    if (c.loc[c.loc.length - 1] === "enable" && q.terms.length && q.terms.filter((t) => t !== "enable").every((t) => parentWords.includes(t))) {
       within += 250;
     }
     if (q.dotted && c.name.toLowerCase().startsWith(q.lower)) within += 100;
+    // …and more when the query ends on a segment boundary (`programs.git` → `programs.git.*`, not `programs.git-cliff.*`).
+    if (q.dotted && c.name.toLowerCase().startsWith(`${q.lower}.`)) within += 100;
+    // Whole segments beat words inside segments.
+    const segs = c.loc.map(foldSegment);
+    within += q.terms.length ? (100 * q.terms.filter((t) => segs.includes(t)).length) / q.terms.length : 0;
     // The deepest declared ancestor is the most specific answer.
     if (kind === "ancestor") within += 40 * c.loc.length;
   }
   within += Math.max(0, 120 - 10 * c.loc.length);
   within = Math.min(999, within);
-  return { score: Math.round((tier * 1000 + within) * 1000) / 1000, match: kind === "any" ? "text" : kind };
+  return { score: Math.round((tier * 1000 + within) * 1000) / 1000, match: kind };
 }
 
 const WORD = /[\p{L}\p{N}]+/gu;

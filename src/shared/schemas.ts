@@ -24,7 +24,9 @@ export const modulePath = z
   .refine((p) => !CONTROL.test(p), "module path must not contain control characters")
   .refine((p) => !p.startsWith("/") && !p.includes("\\"), "module path must be relative and use '/'")
   .refine((p) => !p.split("/").some((s) => s === ".." || s === "."), "module path must not contain '.' or '..' segments")
-  .refine((p) => !p.includes("//"), "module path must not contain empty segments");
+  .refine((p) => !p.includes("//"), "module path must not contain empty segments")
+  // `<path>/versions`, `<path>/versions/<n>` and `<path>/diff` are the module's sub-resources in URLs.
+  .refine((p) => !/(^|\/)(versions|diff)$|(^|\/)versions\/\d+$/.test(p), "module path must not end in /versions, /versions/<n> or /diff (reserved in URLs)");
 
 const text = z.string().max(LIMITS.maxTextLength);
 
@@ -65,7 +67,7 @@ export const optionDoc = z
   .object({
     declarations: z.array(declaration).max(64).default([]),
     description: z.union([text, z.object({ _type: z.string().max(64), text }).loose(), z.null()]).optional(),
-    type: z.string().max(20_000).optional(),
+    type: z.string().max(20_000),
     default: literal.optional(),
     example: literal.optional(),
     loc: z.array(z.string().min(1).max(LIMITS.maxPathLength)).min(1).max(64).optional(),
@@ -88,16 +90,16 @@ function isDocumented(doc: z.infer<typeof optionDoc>): boolean {
 /** Turn a validated `options.json` entry into an `OptionRecord`, or an issue message. */
 export function toOptionRecord(key: string, doc: z.infer<typeof optionDoc>): OptionRecord | string {
   const loc = doc.loc ?? parseOptionName(key);
-  if (!loc) return `option name ${JSON.stringify(key)} is not a well-formed option path and has no loc`;
+  if (!loc) return `option name ${quoted(key)} is not a well-formed option path and has no loc`;
   const name = showOption(loc);
   if (doc.loc && name !== key && parseOptionName(key)?.join("\u0000") !== loc.join("\u0000")) {
-    return `loc ${JSON.stringify(loc)} does not match the option name ${JSON.stringify(key)}`;
+    return `loc does not match the option name ${quoted(key)}`;
   }
   const desc = doc.description;
   const record: OptionRecord = {
     name,
     loc,
-    type: doc.type ?? "unspecified",
+    type: doc.type,
     description: desc == null ? "" : typeof desc === "string" ? desc : desc.text,
     readOnly: doc.readOnly,
     declarations: doc.declarations.map(toDeclaration),
@@ -143,11 +145,20 @@ export interface Issue {
   message: string;
 }
 
+/** Keys in issue paths are echoed back, so hostile (huge) keys are shortened. */
+function shortKey(p: string | number): string | number {
+  return typeof p === "string" && p.length > 200 ? `${p.slice(0, 200)}…` : p;
+}
+
 export function zodIssues(error: z.ZodError, prefix: (string | number)[] = []): Issue[] {
   return error.issues.slice(0, 50).map((i) => ({
-    path: [...prefix, ...i.path.map((p) => (typeof p === "symbol" ? String(p) : p))],
+    path: [...prefix, ...i.path.map((p) => (typeof p === "symbol" ? String(p) : p))].map(shortKey),
     message: i.message,
   }));
+}
+
+function quoted(key: string): string {
+  return JSON.stringify(key.length > 200 ? `${key.slice(0, 200)}…` : key);
 }
 
 /** Module name from its path: `modules/programs/git.nix` → `git`, `modules/sops` → `sops`. */
@@ -166,6 +177,7 @@ export function normalizeModules(input: unknown): { modules: ModuleRecord[] } | 
   if (!parsed.success) return { issues: zodIssues(parsed.error) };
   const issues: Issue[] = [];
   const seenPaths = new Set<string>();
+  const ownerOf = new Map<string, string>(); // option name → module path that declared it first
   const modules: ModuleRecord[] = [];
   let optionCount = 0;
   parsed.data.modules.forEach((m, i) => {
@@ -175,8 +187,17 @@ export function normalizeModules(input: unknown): { modules: ModuleRecord[] } | 
     for (const [key, doc] of Object.entries(m.options)) {
       if (!isDocumented(doc)) continue;
       const rec = toOptionRecord(key, doc);
-      if (typeof rec === "string") issues.push({ path: ["modules", i, "options", key], message: rec });
-      else options.push(rec);
+      if (typeof rec === "string") {
+        issues.push({ path: ["modules", i, "options", shortKey(key)], message: rec });
+        continue;
+      }
+      const other = ownerOf.get(rec.name);
+      if (other !== undefined) {
+        issues.push({ path: ["modules", i, "options", shortKey(key)], message: `option ${rec.name} is also declared by module ${other} in this batch; an option belongs to one module` });
+        continue;
+      }
+      ownerOf.set(rec.name, m.path);
+      options.push(rec);
     }
     optionCount += options.length;
     modules.push({
@@ -210,8 +231,11 @@ export function normalizeOptionsJson(input: unknown): { options: OptionRecord[] 
     }
     if (!isDocumented(parsed.data)) continue;
     const rec = toOptionRecord(key, parsed.data);
-    if (typeof rec === "string") issues.push({ path: [key], message: rec });
+    if (typeof rec === "string") issues.push({ path: [shortKey(key)], message: rec });
     else options.push(rec);
+  }
+  if (!issues.length && !options.length) {
+    issues.push({ path: [], message: "the options.json holds no documented option; nothing to ingest" });
   }
   if (options.length > LIMITS.maxOptionsPerBatch) {
     issues.push({ path: [], message: `a batch carries at most ${LIMITS.maxOptionsPerBatch} options (got ${options.length}); split it with the ingest CLI` });

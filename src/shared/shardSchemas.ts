@@ -32,7 +32,14 @@ const moduleRecord = z.strictObject({
 });
 
 export const ingestRequestSchema = z.strictObject({
-  modules: z.array(moduleRecord).max(LIMITS.maxModulesPerBatch),
+  modules: z
+    .array(moduleRecord)
+    .max(LIMITS.maxModulesPerBatch)
+    .refine((modules) => {
+      const names = modules.flatMap((m) => m.options.map((o) => o.name));
+      return new Set(names).size === names.length;
+    }, "an option is declared by two modules of the batch")
+    .refine((modules) => new Set(modules.map((m) => m.path)).size === modules.length, "a module appears twice in the batch"),
   mode: z.enum(["merge", "replace"]),
   importId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
   final: z.boolean(),

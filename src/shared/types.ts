@@ -61,6 +61,8 @@ export interface ChangeList {
   changed: OptionChange[];
   /** Module-level fields that changed (`description`, `imports`, `meta`, `name`). */
   module: string[];
+  /** Options that left this module for another one (also listed in `removed`). */
+  moved?: { name: string; to: string }[];
   /** Set when the version records the module's removal (or return). */
   deleted?: boolean;
   restored?: boolean;

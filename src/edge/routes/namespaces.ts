@@ -19,11 +19,15 @@ const pageQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(LIMITS.maxPageSize).default(50),
   includeDeleted: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
 });
-const diffQuery = z.strictObject({ from: z.coerce.number().int().min(0), to: z.coerce.number().int().min(1) });
+const versionNumber = z.string({ error: "a version number is required" }).regex(/^\d{1,9}$/, "a version number is a whole number").transform(Number);
+const diffQuery = z.strictObject({ from: versionNumber, to: versionNumber });
 
-/** A body is a batch of module records when it has a `modules` array; otherwise it is an options.json. */
+/**
+ * A body with a top-level `modules` key is a batch of module records (validated as such, so a
+ * mistyped batch is a 400, not an option named `modules`); anything else is an options.json.
+ */
 function looksLikeModuleBatch(body: unknown): boolean {
-  return !!body && typeof body === "object" && Array.isArray((body as { modules?: unknown }).modules);
+  return !!body && typeof body === "object" && !Array.isArray(body) && Object.hasOwn(body, "modules");
 }
 
 export const namespaces = new Hono<AppEnv>();
@@ -53,6 +57,11 @@ namespaces.post("/:ns/modules/batch", requireAdmin, limitBody(), async (c) => {
     const result = normalizeOptionsJson(body);
     if ("issues" in result) throw new ApiError(400, "validation_failed", "the options.json has invalid entries; nothing was written", { issues: result.issues });
     modules = groupIntoModules(result.options);
+    if (modules.length > LIMITS.maxModulesPerBatch) {
+      throw new ApiError(400, "validation_failed", "the options.json has too many modules for one batch; nothing was written", {
+        issues: [{ path: [], message: `${modules.length} declaring files; a batch carries at most ${LIMITS.maxModulesPerBatch} modules (npm run ingest splits files)` }],
+      });
+    }
   }
   const summary = unwrap(await shard(c.env, ns).ingest(ns, { modules, mode: query.mode, importId: query.importId, final: query.final }));
   return c.json(summary);

@@ -10,13 +10,13 @@ import { DurableObject } from "cloudflare:workers";
 import { packCompressed, unpackCompressed } from "../../shared/codec.ts";
 import { contentHash } from "../../shared/canonical.ts";
 import { decodeCursor, encodeCursor } from "../../shared/cursor.ts";
-import { diffModules, isEmptyChange, optionFieldChanges } from "../../shared/diff.ts";
+import { diffModules, optionFieldChanges } from "../../shared/diff.ts";
 import { ApiError, rpcResult as rpc, type RpcResult } from "../../shared/errors.ts";
 import { LIMITS } from "../../shared/limits.ts";
 import { locKey, parseOptionName } from "../../shared/optionName.ts";
 import { ftsAll, ftsAny, parseQuery } from "../../shared/query.ts";
 import { compareHits, score, snippet, type Candidate } from "../../shared/rank.ts";
-import { namespaceName } from "../../shared/schemas.ts";
+import { namespaceName, zodIssues } from "../../shared/schemas.ts";
 import { ingestRequestSchema } from "../../shared/shardSchemas.ts";
 import type { ChangeList, IngestRequest, IngestSummary, ModuleRecord, SearchHit, ShardCounts, ShardSearchResult } from "../../shared/types.ts";
 import type { DiffView, FieldChange, ModuleSummary, ModuleView, OptionView, Page, VersionView } from "../../shared/views.ts";
@@ -24,8 +24,16 @@ import { applyMigrations } from "../migrations.ts";
 import { SHARD_MIGRATIONS } from "./schema.ts";
 import * as store from "./store.ts";
 
-/** Import sessions of `replace` imports that never sent their final batch are forgotten after a day. */
-const IMPORT_SESSION_TTL_MS = 24 * 60 * 60 * 1000;
+/** Candidates each source (prefix scan, name match, full-text match) contributes to a search. */
+const SEARCH_POOL = 400;
+/** The any-word fallback runs when the other sources found fewer candidates than this. */
+const SEARCH_FALLBACK_BELOW = 50;
+
+/**
+ * A multi-batch `replace` import that sends nothing for this long is abandoned: it no longer
+ * blocks other replace imports, and its bookkeeping is dropped.
+ */
+const IMPORT_SESSION_TTL_MS = 60 * 60 * 1000;
 
 interface PlannedModule {
   record: ModuleRecord;
@@ -80,7 +88,7 @@ export class NamespaceShard extends DurableObject<Env> {
       const ns = namespaceName.safeParse(namespace);
       if (!ns.success) throw new ApiError(400, "validation_failed", "invalid namespace name");
       const parsed = ingestRequestSchema.safeParse(request);
-      if (!parsed.success) throw new ApiError(400, "validation_failed", "invalid ingest request", parsed.error.issues.slice(0, 20));
+      if (!parsed.success) throw new ApiError(400, "validation_failed", "invalid ingest request; nothing was written", { issues: zodIssues(parsed.error) });
       const run = this.#ingestQueue.then(() => this.#ingest(ns.data, parsed.data as IngestRequest));
       this.#ingestQueue = run.catch(() => undefined);
       return run;
@@ -91,6 +99,17 @@ export class NamespaceShard extends DurableObject<Env> {
     const stored = this.#namespace();
     if (stored !== null && stored !== namespace) {
       throw new ApiError(400, "bad_request", `this shard holds namespace ${stored}, not ${namespace}`);
+    }
+    if (req.mode === "replace") {
+      // Two replace imports at once would each sweep what the other delivered.
+      const other = store.otherOpenImport(this.#sql, req.importId ?? null, Date.now() - IMPORT_SESSION_TTL_MS);
+      if (other) {
+        throw new ApiError(409, "conflict", `another replace import (${other.importId}) of namespace ${namespace} is in progress; retry when it has sent its final batch`, {
+          importId: other.importId,
+          lastActivity: other.lastActivity,
+          abandonedAfterMs: IMPORT_SESSION_TTL_MS,
+        });
+      }
     }
     const summary: IngestSummary = {
       namespace,
@@ -118,6 +137,8 @@ export class NamespaceShard extends DurableObject<Env> {
       planned.push({ record, hash, optionHashes, existing, previous, changes, snapshot: await packCompressed(record) });
     }
 
+    const moved = await this.#planMoves(req.modules, planned);
+
     let sweep: { row: store.ModuleRow; previous: ModuleRecord | null }[] = [];
     const seen = new Set(req.modules.map((m) => m.path));
     if (req.mode === "replace" && req.final) {
@@ -144,8 +165,49 @@ export class NamespaceShard extends DurableObject<Env> {
       }
     });
     sweep = [];
+    // A moved option left one module and joined another: for the namespace it changed, it was
+    // neither added nor removed.
+    summary.options.added -= moved;
+    summary.options.removed -= moved;
+    summary.options.changed += moved;
     if (summary.versionsCreated > 0 || stored === null) await this.#reportToCoordinator();
     return summary;
+  }
+
+  /**
+   * Options this batch gives to a module other than the one that holds them now: the module that
+   * loses them (when the batch does not carry it) gets a new version without them, recording where
+   * they went, so every module's options, count and history stay true. Returns how many moved.
+   */
+  async #planMoves(modules: readonly ModuleRecord[], planned: PlannedModule[]): Promise<number> {
+    const batchPaths = new Set(modules.map((m) => m.path));
+    const newOwner = new Map<string, string>();
+    for (const m of modules) for (const o of m.options) newOwner.set(locKey(o.loc), m.path);
+    const current = store.optionIdsByLoc(this.#sql, [...newOwner.keys()]);
+    const leaving = new Map<number, Map<string, string>>(); // owner module id → loc key → new module path
+    for (const [key, row] of current) {
+      if (row.deleted) continue;
+      const ownerPath = store.moduleById(this.#sql, row.moduleId)?.path;
+      if (ownerPath === undefined || ownerPath === newOwner.get(key) || batchPaths.has(ownerPath)) continue;
+      let keys = leaving.get(row.moduleId);
+      if (!keys) leaving.set(row.moduleId, (keys = new Map()));
+      keys.set(key, newOwner.get(key)!);
+    }
+    let count = 0;
+    for (const [moduleId, keys] of leaving) {
+      const existing = store.moduleById(this.#sql, moduleId)!;
+      const bytes = store.latestSnapshot(this.#sql, moduleId);
+      if (existing.deleted_at !== null || !bytes) continue;
+      const previous = await unpackCompressed<ModuleRecord>(bytes);
+      const record: ModuleRecord = { ...previous, options: previous.options.filter((o) => !keys.has(locKey(o.loc))) };
+      const changes = diffModules(previous, record);
+      changes.moved = previous.options.filter((o) => keys.has(locKey(o.loc))).map((o) => ({ name: o.name, to: keys.get(locKey(o.loc))! }));
+      count += changes.moved.length;
+      const optionHashes = new Map<string, string>();
+      for (const o of record.options) optionHashes.set(o.name, await contentHash(o));
+      planned.push({ record, hash: await contentHash(record), optionHashes, existing, previous, changes, snapshot: await packCompressed(record) });
+    }
+    return count;
   }
 
   #writeModule(p: PlannedModule, claimed: Set<string>, now: number, summary: IngestSummary): void {
@@ -339,8 +401,10 @@ export class NamespaceShard extends DurableObject<Env> {
       const ns = this.#namespace();
       if (ns === null || ns !== namespace) return { namespace, hits: [], total: 0 };
       const query = parseQuery(q);
-      const want = Math.min(Math.max(1, Math.trunc(window)), LIMITS.maxSearchOffset + LIMITS.maxPageSize);
-      const pool = Math.max(200, want * 3);
+      const want = Math.min(Math.max(1, Math.trunc(window)), LIMITS.maxSearchDepth + 1);
+      // The candidate pool and the fallback rule do not depend on the page asked for, so every
+      // page of a query is cut from the same ranked list: no repeats, no gaps, a stable total.
+      const pool = SEARCH_POOL;
       const candidates = new Map<number, { bm25: number | null; anyOnly: boolean }>();
       const add = (id: number, bm25: number | null, anyOnly: boolean) => {
         const c = candidates.get(id);
@@ -357,9 +421,13 @@ export class NamespaceShard extends DurableObject<Env> {
         const all = ftsAll(query.terms);
         for (const r of store.ftsMatch(this.#sql, all, pool)) add(r.id, r.bm25, false);
         total = store.ftsCount(this.#sql, all);
+        // Names holding some of the words (`programs.git.signing.format` for `programs git signing key`).
+        if (query.terms.length > 1) for (const r of store.ftsMatch(this.#sql, ftsAny(query.terms, "name"), pool)) add(r.id, r.bm25, true);
         // Any-word matching is the recall fallback; a dotted query that found its path needs none.
-        if (candidates.size < want && query.terms.length > 1 && !(query.dotted && candidates.size > 0)) {
-          for (const r of store.ftsMatch(this.#sql, ftsAny(query.terms), pool)) add(r.id, r.bm25, true);
+        if (candidates.size < SEARCH_FALLBACK_BELOW && query.terms.length > 1 && !(query.dotted && candidates.size > 0)) {
+          const any = ftsAny(query.terms);
+          for (const r of store.ftsMatch(this.#sql, any, pool)) add(r.id, r.bm25, true);
+          total = store.ftsCount(this.#sql, any);
         }
       }
       total = Math.max(total, candidates.size);

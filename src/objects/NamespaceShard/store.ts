@@ -67,6 +67,10 @@ export function moduleByPath(sql: Sql, path: string): ModuleRow | null {
   return sql.exec<ModuleRow>("SELECT * FROM modules WHERE path = ?", path).toArray()[0] ?? null;
 }
 
+export function moduleById(sql: Sql, id: number): ModuleRow | null {
+  return sql.exec<ModuleRow>("SELECT * FROM modules WHERE id = ?", id).toArray()[0] ?? null;
+}
+
 export function liveModulePaths(sql: Sql): string[] {
   return sql.exec<{ path: string }>("SELECT path FROM modules WHERE deleted_at IS NULL").toArray().map((r) => r.path);
 }
@@ -310,7 +314,24 @@ export function toOptionView(namespace: string, r: OptionRow): OptionView {
 // ---- imports of replace sessions -----------------------------------------------------------------
 
 export function markImportSeen(sql: Sql, importId: string, paths: readonly string[], now: number): void {
-  for (const p of paths) sql.exec("INSERT OR IGNORE INTO import_seen (import_id, path, created_at) VALUES (?, ?, ?)", importId, p, now);
+  // created_at is refreshed on every batch: it dates the import's last activity.
+  for (const p of paths) {
+    sql.exec(
+      "INSERT INTO import_seen (import_id, path, created_at) VALUES (?, ?, ?) ON CONFLICT(import_id, path) DO UPDATE SET created_at = excluded.created_at",
+      importId, p, now,
+    );
+  }
+}
+
+/** Another replace import that sent a batch since `activeSince` and has not finished. */
+export function otherOpenImport(sql: Sql, importId: string | null, activeSince: number): { importId: string; lastActivity: number } | null {
+  const row = sql
+    .exec<{ import_id: string; last: number }>(
+      "SELECT import_id, max(created_at) AS last FROM import_seen WHERE import_id != ? GROUP BY import_id HAVING last >= ? ORDER BY last DESC LIMIT 1",
+      importId ?? "", activeSince,
+    )
+    .toArray()[0];
+  return row ? { importId: row.import_id, lastActivity: row.last } : null;
 }
 
 export function importSeenPaths(sql: Sql, importId: string): Set<string> {
