@@ -47,8 +47,7 @@ export function ftsAll(terms: readonly string[], column?: string): string {
   return column ? `${column} : (${body})` : body;
 }
 
-/** Any word may match, anywhere or only in `column`: partial matches and the recall fallback. */
-export function ftsAny(terms: readonly string[], column?: string): string {
-  const body = terms.map(ftsTerm).join(" OR ");
-  return column ? `${column} : (${body})` : body;
+/** Any word may match: the recall fallback when the other sources find too little. */
+export function ftsAny(terms: readonly string[]): string {
+  return terms.map(ftsTerm).join(" OR ");
 }

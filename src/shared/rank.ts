@@ -64,7 +64,7 @@ export function isAncestor(querySegments: readonly string[], loc: readonly strin
   return loc.every((seg, i) => isPlaceholder(seg) || seg.toLowerCase() === querySegments[i]);
 }
 
-export function classify(q: ParsedQuery, c: Candidate): SearchHit["match"] {
+export function classify(q: ParsedQuery, c: Candidate, words: readonly string[] = nameWords(c.loc)): SearchHit["match"] {
   const lower = c.name.toLowerCase();
   if (lower === q.lower) return "exact";
   if (q.dotted) {
@@ -72,7 +72,7 @@ export function classify(q: ParsedQuery, c: Candidate): SearchHit["match"] {
     if (matchesPath(segs, c.loc, true) || matchesPath(segs, c.loc, false)) return "prefix";
     if (isAncestor(segs, c.loc)) return "ancestor";
   }
-  if (q.terms.length && termsInName(q.terms, nameWords(c.loc))) return "name";
+  if (q.terms.length && termsInName(q.terms, words)) return "name";
   return "text";
 }
 
@@ -83,26 +83,24 @@ function relevance(bm25: number | null): number {
 }
 
 export function score(q: ParsedQuery, c: Candidate): { score: number; match: SearchHit["match"] } {
-  const kind = classify(q, c);
+  const words = nameWords(c.loc);
+  const kind = classify(q, c, words);
   const tier = TIER[kind];
   let within = 100 * relevance(c.bm25);
   if (kind === "text") {
     // Below the name tiers, options whose name holds more of the words come first; matching
     // every word somewhere (name, description, type, module) only breaks ties.
     // A word matched whole counts 1, as a prefix of a name word 0.5 (`git` in `gitui`).
-    const words = nameWords(c.loc);
     const coverage = q.terms.reduce((n, t) => n + (words.includes(t) ? 1 : words.some((w) => w.startsWith(t)) ? 0.5 : 0), 0);
     if (q.terms.length) within += (400 * coverage) / q.terms.length;
     if (!c.anyOnly) within += 30;
   } else {
     // Words matched whole (a segment, or a word of one: `gpg` in `gpg-agent`) beat prefixes.
-    const words = nameWords(c.loc);
     const whole = q.terms.filter((t) => words.includes(t)).length;
     within += q.terms.length ? (300 * whole) / q.terms.length : 0;
     // The entry point of a module: `programs.git.enable` for `git`, `services.gpg-agent.enable`
     // for `gpg agent`, `services.nginx.enable` for `services.nginx`.
-    const parentWords = nameWords(c.loc.slice(0, -1));
-    if (c.loc[c.loc.length - 1] === "enable" && q.terms.length && q.terms.filter((t) => t !== "enable").every((t) => parentWords.includes(t))) {
+    if (c.loc[c.loc.length - 1] === "enable" && q.terms.length && q.terms.filter((t) => t !== "enable").every((t) => nameWords(c.loc.slice(0, -1)).includes(t))) {
       within += 250;
     }
     if (q.dotted && c.name.toLowerCase().startsWith(q.lower)) within += 100;

@@ -26,8 +26,6 @@ import * as store from "./store.ts";
 
 /** Candidates each source (prefix scan, name match, full-text match) contributes to a search. */
 const SEARCH_POOL = 400;
-/** The any-word fallback runs when the other sources found fewer candidates than this. */
-const SEARCH_FALLBACK_BELOW = 50;
 
 /**
  * A multi-batch `replace` import that sends nothing for this long is abandoned: it no longer
@@ -416,15 +414,28 @@ export class NamespaceShard extends DurableObject<Env> {
       if (!/\s/.test(query.lower)) for (const id of store.optionIdsWithPrefix(this.#sql, query.lower, pool)) add(id, null, false);
       if (query.dotted) this.#dottedCandidates(query.lower.split("."), pool, add);
       let total = 0;
-      if (query.terms.length) {
-        for (const r of store.ftsMatch(this.#sql, ftsAll(query.terms, "name"), pool)) add(r.id, r.bm25, false);
+      // A dotted query that reached its path is answered from the path index; full-text matches
+      // of its words would only rank below the path matches.
+      const pathFound = query.dotted && candidates.size > 0;
+      if (query.terms.length && !pathFound) {
+        const inName = store.ftsMatch(this.#sql, ftsAll(query.terms, "name"), pool);
+        for (const r of inName) add(r.id, r.bm25, false);
         const all = ftsAll(query.terms);
-        for (const r of store.ftsMatch(this.#sql, all, pool)) add(r.id, r.bm25, false);
+        // Description-only matches rank below name matches; when the names alone fill the pool,
+        // ranking every description match (bm25 over thousands of rows) cannot change the pages.
+        if (inName.length < pool) for (const r of store.ftsMatch(this.#sql, all, pool)) add(r.id, r.bm25, false);
         total = store.ftsCount(this.#sql, all);
-        // Names holding some of the words (`programs.git.signing.format` for `programs git signing key`).
-        if (query.terms.length > 1) for (const r of store.ftsMatch(this.#sql, ftsAny(query.terms, "name"), pool)) add(r.id, r.bm25, true);
-        // Any-word matching is the recall fallback; a dotted query that found its path needs none.
-        if (candidates.size < SEARCH_FALLBACK_BELOW && query.terms.length > 1 && !(query.dotted && candidates.size > 0)) {
+        // Names holding all words but one (`programs.git.signing.format` for `programs git signing
+        // key`): one selective AND query per left-out word, instead of an OR over common words.
+        if (query.terms.length >= 3 && query.terms.length <= 6) {
+          for (let i = 0; i < query.terms.length; i++) {
+            const rest = query.terms.filter((_, j) => j !== i);
+            for (const r of store.ftsMatch(this.#sql, ftsAll(rest, "name"), pool / 2)) add(r.id, r.bm25, true);
+          }
+        }
+        // Any-word matching is the last resort of a free-text query that nothing else matched (it
+        // scans every row holding any of the words); a dotted path is not free text.
+        if (candidates.size === 0 && query.terms.length > 1 && !query.dotted) {
           const any = ftsAny(query.terms);
           for (const r of store.ftsMatch(this.#sql, any, pool)) add(r.id, r.bm25, true);
           total = store.ftsCount(this.#sql, any);
