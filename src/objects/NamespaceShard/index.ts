@@ -14,7 +14,7 @@ import { diffModules, optionFieldChanges } from "../../shared/diff.ts";
 import { ApiError, rpcResult as rpc, type RpcResult } from "../../shared/errors.ts";
 import { LIMITS } from "../../shared/limits.ts";
 import { locKey, parseOptionName } from "../../shared/optionName.ts";
-import { ftsAll, ftsAny, parseQuery } from "../../shared/query.ts";
+import { ftsAll, ftsAny, parseQuery, type ParsedQuery } from "../../shared/query.ts";
 import { compareHits, score, snippet, type Candidate } from "../../shared/rank.ts";
 import { namespaceName, zodIssues } from "../../shared/schemas.ts";
 import { ingestRequestSchema } from "../../shared/shardSchemas.ts";
@@ -400,49 +400,7 @@ export class NamespaceShard extends DurableObject<Env> {
       if (ns === null || ns !== namespace) return { namespace, hits: [], total: 0 };
       const query = parseQuery(q);
       const want = Math.min(Math.max(1, Math.trunc(window)), LIMITS.maxSearchDepth + 1);
-      // The candidate pool and the fallback rule do not depend on the page asked for, so every
-      // page of a query is cut from the same ranked list: no repeats, no gaps, a stable total.
-      const pool = SEARCH_POOL;
-      const candidates = new Map<number, { bm25: number | null; anyOnly: boolean }>();
-      const add = (id: number, bm25: number | null, anyOnly: boolean) => {
-        const c = candidates.get(id);
-        if (!c) candidates.set(id, { bm25, anyOnly });
-        else if (c.bm25 === null || (bm25 !== null && bm25 < c.bm25)) candidates.set(id, { bm25, anyOnly: c.anyOnly && anyOnly });
-      };
-
-      for (const r of store.optionsByLowerName(this.#sql, query.lower, 5)) add(r.id, null, false);
-      if (!/\s/.test(query.lower)) for (const id of store.optionIdsWithPrefix(this.#sql, query.lower, pool)) add(id, null, false);
-      if (query.dotted) this.#dottedCandidates(query.lower.split("."), pool, add);
-      let total = 0;
-      // A dotted query that reached its path is answered from the path index; full-text matches
-      // of its words would only rank below the path matches.
-      const pathFound = query.dotted && candidates.size > 0;
-      if (query.terms.length && !pathFound) {
-        const inName = store.ftsMatch(this.#sql, ftsAll(query.terms, "name"), pool);
-        for (const r of inName) add(r.id, r.bm25, false);
-        const all = ftsAll(query.terms);
-        // Description-only matches rank below name matches; when the names alone fill the pool,
-        // ranking every description match (bm25 over thousands of rows) cannot change the pages.
-        if (inName.length < pool) for (const r of store.ftsMatch(this.#sql, all, pool)) add(r.id, r.bm25, false);
-        total = store.ftsCount(this.#sql, all);
-        // Names holding all words but one (`programs.git.signing.format` for `programs git signing
-        // key`): one selective AND query per left-out word, instead of an OR over common words.
-        if (query.terms.length >= 3 && query.terms.length <= 6) {
-          for (let i = 0; i < query.terms.length; i++) {
-            const rest = query.terms.filter((_, j) => j !== i);
-            for (const r of store.ftsMatch(this.#sql, ftsAll(rest, "name"), pool / 2)) add(r.id, r.bm25, true);
-          }
-        }
-        // Any-word matching is the last resort of a free-text query that nothing else matched (it
-        // scans every row holding any of the words); a dotted path is not free text.
-        if (candidates.size === 0 && query.terms.length > 1 && !query.dotted) {
-          const any = ftsAny(query.terms);
-          for (const r of store.ftsMatch(this.#sql, any, pool)) add(r.id, r.bm25, true);
-          total = store.ftsCount(this.#sql, any);
-        }
-      }
-      total = Math.max(total, candidates.size);
-
+      const { candidates, total } = this.#candidates(query);
       const rows = store.optionsByIds(this.#sql, [...candidates.keys()]);
       const hits: SearchHit[] = rows.map((r) => {
         const info = candidates.get(r.id)!;
@@ -460,4 +418,51 @@ export class NamespaceShard extends DurableObject<Env> {
       return { namespace: ns, hits: top, total };
     });
   }
+
+  /**
+   * The options worth ranking for a query, with their best bm25 and whether only a partial match
+   * found them, and the number of matches. The pool and the rules do not depend on the page asked
+   * for, so every page of a query is cut from the same ranking: no repeats, no gaps, one total.
+   */
+  #candidates(query: ParsedQuery): { candidates: Map<number, { bm25: number | null; anyOnly: boolean }>; total: number } {
+    const pool = SEARCH_POOL;
+    const candidates = new Map<number, { bm25: number | null; anyOnly: boolean }>();
+    const add = (id: number, bm25: number | null, anyOnly: boolean) => {
+      const c = candidates.get(id);
+      if (!c) candidates.set(id, { bm25, anyOnly });
+      else candidates.set(id, { bm25: c.bm25 === null ? bm25 : bm25 === null ? c.bm25 : Math.min(c.bm25, bm25), anyOnly: c.anyOnly && anyOnly });
+    };
+
+    for (const r of store.optionsByLowerName(this.#sql, query.lower, 5)) add(r.id, null, false);
+    if (!/\s/.test(query.lower)) for (const id of store.optionIdsWithPrefix(this.#sql, query.lower, pool)) add(id, null, false);
+    if (query.dotted) this.#dottedCandidates(query.lower.split("."), pool, add);
+    // A dotted query that reached its path is answered from the path index; full-text matches
+    // of its words would only rank below the path matches.
+    if (!query.terms.length || (query.dotted && candidates.size > 0)) return { candidates, total: candidates.size };
+
+    const inName = store.ftsMatch(this.#sql, ftsAll(query.terms, "name"), pool);
+    for (const r of inName) add(r.id, r.bm25, false);
+    const all = ftsAll(query.terms);
+    // Description-only matches rank below name matches; when the names alone fill the pool,
+    // ranking every description match (bm25 over thousands of rows) cannot change the pages.
+    if (inName.length < pool) for (const r of store.ftsMatch(this.#sql, all, pool)) add(r.id, r.bm25, false);
+    let total = store.ftsCount(this.#sql, all);
+    // Names holding all words but one (`programs.git.signing.format` for `programs git signing
+    // key`): one selective AND query per left-out word, instead of an OR over common words.
+    if (query.terms.length >= 3 && query.terms.length <= 6) {
+      for (let i = 0; i < query.terms.length; i++) {
+        const rest = query.terms.filter((_, j) => j !== i);
+        for (const r of store.ftsMatch(this.#sql, ftsAll(rest, "name"), pool / 2)) add(r.id, r.bm25, true);
+      }
+    }
+    // Any-word matching is the last resort of a free-text query that nothing else matched (it
+    // scans every row holding any of the words); a dotted path is not free text.
+    if (candidates.size === 0 && query.terms.length > 1 && !query.dotted) {
+      const any = ftsAny(query.terms);
+      for (const r of store.ftsMatch(this.#sql, any, pool)) add(r.id, r.bm25, true);
+      total = store.ftsCount(this.#sql, any);
+    }
+    return { candidates, total: Math.max(total, candidates.size) };
+  }
+
 }
