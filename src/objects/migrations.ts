@@ -16,15 +16,16 @@ export function applyMigrations(storage: DurableObjectStorage, migrations: reado
   sql.exec(
     "CREATE TABLE IF NOT EXISTS _schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
   );
-  const row = sql.exec<{ v: number | null }>("SELECT max(version) AS v FROM _schema_migrations").one();
-  let current = row.v ?? 0;
+  // Every migration not yet applied runs, in list order: a version added later with a lower
+  // number than one already applied (two branches adding migrations) is not skipped.
+  const applied = new Set(sql.exec<{ version: number }>("SELECT version FROM _schema_migrations").toArray().map((r) => r.version));
   for (const m of migrations) {
-    if (m.version <= current) continue;
+    if (applied.has(m.version)) continue;
     storage.transactionSync(() => {
       sql.exec(m.sql);
       sql.exec("INSERT INTO _schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", m.version, m.name, Date.now());
     });
-    current = m.version;
+    applied.add(m.version);
   }
-  return current;
+  return Math.max(0, ...applied);
 }
