@@ -69,7 +69,8 @@ async function search(append = false) {
       results.append(more);
     }
     const facets = Object.entries(r.facets.namespace).filter(([, n]) => n > 0).map(([n, c]) => `${n} ${c}`).join(" · ");
-    status.textContent = `${r.total.toLocaleString()} matches in ${Math.round(performance.now() - t0)} ms${r.partial ? " (partial: some namespaces did not answer)" : ""}${facets ? ` — ${facets}` : ""}`;
+    const corrected = Object.entries(r.corrections ?? {}).map(([from, to]) => `${from} → ${to}`).join(", ");
+    status.textContent = `${r.total.toLocaleString()} matches in ${Math.round(performance.now() - t0)} ms${corrected ? ` (read as: ${corrected})` : ""}${r.partial ? " (partial: some namespaces did not answer)" : ""}${facets ? ` — ${facets}` : ""}`;
     if (!append) activeIndex = -1;
   } catch (err) {
     if (mine === seq) { status.textContent = err.message; results.replaceChildren(); }

@@ -14,9 +14,10 @@ interface Hit {
   snippet: string;
   score: number;
   match: string;
+  fuzzy?: true;
 }
 
-async function search(q: string, extra = ""): Promise<{ hits: Hit[]; total: number; partial: boolean; nextCursor: string | null; shards: { namespace: string; status: string }[]; facets: { namespace: Record<string, number> } }> {
+async function search(q: string, extra = ""): Promise<{ hits: Hit[]; total: number; partial: boolean; corrections: Record<string, string>; nextCursor: string | null; shards: { namespace: string; status: string }[]; facets: { namespace: Record<string, number> } }> {
   const res = await api(`/api/v1/search?q=${enc(q)}${extra}`);
   expect(res.status, `q=${q}: ${await res.clone().text()}`).toBe(200);
   return json(res);
@@ -170,6 +171,23 @@ describe("ranking on the real data", () => {
   it("ranks sibling options that share most words above unrelated ones", async () => {
     const top = (await names("programs git signing key", "&namespace=home-manager&limit=4")).sort();
     expect(top).toEqual(["programs.git.signing.format", "programs.git.signing.key", "programs.git.signing.signByDefault", "programs.git.signing.signer"]);
+  });
+
+  it("reads a misspelt word as its nearest name word, as a flagged fallback", async () => {
+    const r = await search("synctihng");
+    expect(r.hits.slice(0, 3).map((h) => h.name)).toContain("services.syncthing.enable");
+    expect(r.hits[0]!.fuzzy).toBe(true);
+    expect(r.corrections).toMatchObject({ synctihng: "syncthing" });
+    expect((await names("hyprlnd", "&namespace=home-manager")).slice(0, 3)).toContain("wayland.windowManager.hyprland.enable");
+    expect((await names("servcies.syncthing", "&namespace=home-manager"))[0]).toBe("services.syncthing.enable");
+  });
+
+  it("does not correct words that occur as typed, in names or descriptions", async () => {
+    for (const q of ["syncthing", "inactivity", "git"]) {
+      const r = await search(q);
+      expect(r.corrections, q).toEqual({});
+      expect(r.hits.some((h) => h.fuzzy), q).toBe(false);
+    }
   });
 
   it("answers 404 for an unknown namespace filter", async () => {

@@ -1,5 +1,6 @@
 /** Pure logic of src/shared, checked against every option name of the real data. */
 import { describe, expect, it } from "vitest";
+import { editDistance, NameVocabulary } from "../src/shared/fuzzy.ts";
 import { groupIntoModules, INLINE_MODULE } from "../src/shared/group.ts";
 import { parseOptionName, showOption } from "../src/shared/optionName.ts";
 import { parseQuery } from "../src/shared/query.ts";
@@ -79,5 +80,23 @@ describe("queries and ranking helpers", () => {
     expect(snippet("Use <b>Git</b> & more", ["git"])).toBe("Use &lt;b&gt;<mark>Git</mark>&lt;/b&gt; &amp; more");
     expect(snippet("See <https://github.com/x>.", ["git"])).toBe("See &lt;https://<mark>github</mark>.com/x&gt;.");
     expect(snippet("A declaration here", ["declarative"])).toBe("A <mark>declaration</mark> here");
+  });
+});
+
+describe("typo tolerance", () => {
+  it("measures edits with transpositions, capped", () => {
+    expect(editDistance("synctihng", "syncthing", 2)).toBe(1);
+    expect(editDistance("neovmi", "neovim", 1)).toBe(1);
+    expect(editDistance("kitten", "sitting", 2)).toBe(3);
+    expect(editDistance("abc", "abcdefgh", 2)).toBe(3);
+  });
+
+  it("suggests the nearest, most frequent name words and nothing for short words", () => {
+    const vocab = new NameVocabulary(["syncthing", "syncthing", "synclient", "telescope", "enable", "git"]);
+    expect(vocab.corrections("synctihng")).toEqual([{ word: "syncthing", distance: 1 }]);
+    expect(vocab.corrections("telescpoe")[0]).toEqual({ word: "telescope", distance: 1 });
+    expect(vocab.corrections("gti")).toEqual([]);
+    expect(vocab.hasPrefix("sync")).toBe(true);
+    expect(vocab.hasPrefix("syncz")).toBe(false);
   });
 });

@@ -56,6 +56,8 @@ export interface SearchResponse {
   partial: boolean;
   shards: ShardStatus[];
   facets: { namespace: Record<string, number> };
+  /** Typo corrections the shards applied: query word → name word it was read as. */
+  corrections: Record<string, string>;
 }
 
 /** Test hook: lets a test make one namespace's shard fail or hang, to exercise partial answers. */
@@ -142,6 +144,7 @@ export class SearchCoordinator extends DurableObject<Env> {
       partial: results.some((r) => r.status !== "ok"),
       shards: results.map(({ namespace, status, total, ms }) => ({ namespace, status, total, ms })),
       facets: { namespace: Object.fromEntries(ok.map((r) => [r.namespace, r.result.total])) },
+      corrections: Object.assign({}, ...ok.map((r) => r.result.corrections ?? {})) as Record<string, string>,
     };
   }
 

@@ -7,7 +7,7 @@
  */
 import { ApiError } from "./errors.ts";
 import { LIMITS } from "./limits.ts";
-import { textWords } from "./tokenize.ts";
+import { foldSegment, textWords } from "./tokenize.ts";
 
 export interface ParsedQuery {
   /** The query as typed, trimmed. */
@@ -50,4 +50,9 @@ export function ftsAll(terms: readonly string[], column?: string): string {
 /** Any word may match: the recall fallback when the other sources find too little. */
 export function ftsAny(terms: readonly string[]): string {
   return terms.map(ftsTerm).join(" OR ");
+}
+
+/** The query text with each word that `corrections` maps replaced (`synctihng` → `syncthing`). */
+export function correctQuery(raw: string, corrections: ReadonlyMap<string, string>): string {
+  return raw.replace(/[\p{L}\p{N}]+/gu, (run) => corrections.get(foldSegment(run)) ?? run);
 }

@@ -101,10 +101,14 @@ export interface SearchHit {
   match: "exact" | "prefix" | "ancestor" | "name" | "text";
   /** For `ancestor` matches: the query's segments below the option (`["download-buffer-size"]`). */
   rest?: string[];
+  /** Found only after correcting a typo in the query (see the response's `corrections`). */
+  fuzzy?: true;
 }
 
 export interface ShardSearchResult {
   namespace: string;
   hits: SearchHit[];
   total: number;
+  /** Query words that matched nothing, with the name word they were read as. */
+  corrections?: Record<string, string>;
 }

@@ -14,7 +14,8 @@ import { diffModules, optionFieldChanges } from "../../shared/diff.ts";
 import { ApiError, rpcResult as rpc, type RpcResult } from "../../shared/errors.ts";
 import { LIMITS } from "../../shared/limits.ts";
 import { locKey, parseOptionName } from "../../shared/optionName.ts";
-import { ftsAll, ftsAny, parseQuery, type ParsedQuery } from "../../shared/query.ts";
+import { NameVocabulary } from "../../shared/fuzzy.ts";
+import { correctQuery, ftsAll, ftsAny, parseQuery, type ParsedQuery } from "../../shared/query.ts";
 import { compareHits, score, snippet, type Candidate } from "../../shared/rank.ts";
 import { namespaceName, zodIssues } from "../../shared/schemas.ts";
 import { ingestRequestSchema } from "../../shared/shardSchemas.ts";
@@ -26,6 +27,14 @@ import * as store from "./store.ts";
 
 /** Candidates each source (prefix scan, name match, full-text match) contributes to a search. */
 const SEARCH_POOL = 400;
+/** How far a hit found through a typo correction ranks below one found as typed (half a tier). */
+const FUZZY_PENALTY = 500;
+
+/** A search candidate: its best bm25 (null: found by name lookup) and whether only a partial match found it. */
+interface CandidateInfo {
+  bm25: number | null;
+  anyOnly: boolean;
+}
 
 /**
  * A multi-batch `replace` import that sends nothing for this long is abandoned: it no longer
@@ -51,6 +60,8 @@ export class NamespaceShard extends DurableObject<Env> {
   readonly #sql: SqlStorage;
   /** Ingests are serialized: each awaits hashing and compression before its one transaction. */
   #ingestQueue: Promise<unknown> = Promise.resolve();
+  /** Name words for typo correction; dropped when an ingest commits, rebuilt on demand. */
+  #vocabulary: NameVocabulary | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -163,6 +174,7 @@ export class NamespaceShard extends DurableObject<Env> {
       }
     });
     sweep = [];
+    this.#vocabulary = null;
     // A moved option left one module and joined another: for the namespace it changed, it was
     // neither added nor removed.
     summary.options.added -= moved;
@@ -401,22 +413,56 @@ export class NamespaceShard extends DurableObject<Env> {
       const query = parseQuery(q);
       const want = Math.min(Math.max(1, Math.trunc(window)), LIMITS.maxSearchDepth + 1);
       const { candidates, total } = this.#candidates(query);
-      const rows = store.optionsByIds(this.#sql, [...candidates.keys()]);
+      // Words that match nothing as typed are read as their nearest name words, as a weak
+      // fallback: those hits rank half a tier lower and are flagged `fuzzy`.
+      const corrections = this.#typoCorrections(query);
+      const corrected = corrections.size ? parseQuery(correctQuery(query.raw, corrections)) : null;
+      const fuzzy = corrected ? this.#candidates(corrected).candidates : new Map<number, CandidateInfo>();
+      for (const id of candidates.keys()) fuzzy.delete(id);
+
+      const rows = store.optionsByIds(this.#sql, [...candidates.keys(), ...fuzzy.keys()]);
       const hits: SearchHit[] = rows.map((r) => {
-        const info = candidates.get(r.id)!;
+        const isFuzzy = fuzzy.has(r.id);
+        const info = (isFuzzy ? fuzzy : candidates).get(r.id)!;
+        const asked = isFuzzy ? corrected! : query;
         const loc = JSON.parse(r.loc) as string[];
         const c: Candidate = { name: r.name, loc, module: r.module_path, type: r.type, description: r.description, bm25: info.bm25, anyOnly: info.anyOnly };
-        const s = score(query, c);
-        const hit: SearchHit = { namespace: ns, name: r.name, loc, module: r.module_path, type: r.type, snippet: "", score: s.score, match: s.match };
-        if (s.match === "ancestor") hit.rest = query.lower.split(".").slice(loc.length);
+        const s = score(asked, c);
+        const hit: SearchHit = { namespace: ns, name: r.name, loc, module: r.module_path, type: r.type, snippet: "", score: isFuzzy ? s.score - FUZZY_PENALTY : s.score, match: s.match };
+        if (s.match === "ancestor") hit.rest = asked.lower.split(".").slice(loc.length);
+        if (isFuzzy) hit.fuzzy = true;
         return hit;
       });
       hits.sort(compareHits);
       const top = hits.slice(0, want);
       const descriptions = new Map(rows.map((r) => [r.name, r.description]));
-      for (const h of top) h.snippet = snippet(descriptions.get(h.name) ?? "", query.terms);
-      return { namespace: ns, hits: top, total };
+      const marked = corrected ? [...new Set([...query.terms, ...corrected.terms])] : query.terms;
+      for (const h of top) h.snippet = snippet(descriptions.get(h.name) ?? "", marked);
+      const result: ShardSearchResult = { namespace: ns, hits: top, total: total + fuzzy.size };
+      if (corrections.size) result.corrections = Object.fromEntries(corrections);
+      return result;
     });
+  }
+
+  /**
+   * Query words of four or more letters that occur nowhere in this namespace (not as a name-word
+   * prefix, not in any description), each with its nearest name word.
+   */
+  #typoCorrections(query: ParsedQuery): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const term of query.terms) {
+      if (term.length < 4 || this.#nameVocabulary().hasPrefix(term)) continue;
+      if (store.ftsCount(this.#sql, ftsAll([term])) > 0) continue;
+      const best = this.#nameVocabulary().corrections(term, 1)[0];
+      if (best) out.set(term, best.word);
+    }
+    return out;
+  }
+
+  /** The name words of this namespace, built on first use after each ingest (kept in memory only). */
+  #nameVocabulary(): NameVocabulary {
+    this.#vocabulary ??= new NameVocabulary(store.nameWordsOfLiveOptions(this.#sql));
+    return this.#vocabulary;
   }
 
   /**
@@ -424,9 +470,9 @@ export class NamespaceShard extends DurableObject<Env> {
    * found them, and the number of matches. The pool and the rules do not depend on the page asked
    * for, so every page of a query is cut from the same ranking: no repeats, no gaps, one total.
    */
-  #candidates(query: ParsedQuery): { candidates: Map<number, { bm25: number | null; anyOnly: boolean }>; total: number } {
+  #candidates(query: ParsedQuery): { candidates: Map<number, CandidateInfo>; total: number } {
     const pool = SEARCH_POOL;
-    const candidates = new Map<number, { bm25: number | null; anyOnly: boolean }>();
+    const candidates = new Map<number, CandidateInfo>();
     const add = (id: number, bm25: number | null, anyOnly: boolean) => {
       const c = candidates.get(id);
       if (!c) candidates.set(id, { bm25, anyOnly });

@@ -280,6 +280,13 @@ export function optionIdsWithPrefix(sql: Sql, prefix: string, limit: number): nu
     .map((r) => r.id);
 }
 
+/** Every indexed name word of the live options, once per option that carries it. */
+export function nameWordsOfLiveOptions(sql: Sql): string[] {
+  const words: string[] = [];
+  for (const row of sql.exec<{ name: string }>("SELECT name FROM options_fts")) words.push(...row.name.split(" ").filter(Boolean));
+  return words;
+}
+
 export function ftsMatch(sql: Sql, match: string, limit: number): { id: number; bm25: number }[] {
   return sql
     .exec<{ id: number; bm25: number }>(
