@@ -40,6 +40,11 @@ describe("ranking on the real data", () => {
     expect(top.some((n) => n.startsWith("programs.git.signing."))).toBe(true);
   });
 
+  it("answers a bare program name with its module's enable option", async () => {
+    expect((await names("syncthing"))[0]).toBe("services.syncthing.enable");
+    expect((await names("git", "&namespace=home-manager"))[0]).toBe("programs.git.enable");
+  });
+
   it("ranks an exact dotted name first", async () => {
     expect((await names("home.stateVersion"))[0]).toBe("home.stateVersion");
     expect((await search("home.stateVersion")).hits[0]!.match).toBe("exact");
