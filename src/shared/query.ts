@@ -20,16 +20,22 @@ export interface ParsedQuery {
   dotted: boolean;
 }
 
+const STOP_WORDS = new Set(["a", "an", "the", "to", "for", "of", "in", "on", "with", "my", "me", "i", "and", "or", "after", "across", "by", "from", "at", "is", "be", "it", "how", "do", "when", "into"]);
+
 export function parseQuery(q: string | undefined): ParsedQuery {
   const raw = (q ?? "").trim();
   if (!raw) throw new ApiError(400, "query_empty", "the search query `q` is empty");
   if ([...raw].length > LIMITS.maxQueryLength) {
     throw new ApiError(400, "query_too_long", `the search query is longer than ${LIMITS.maxQueryLength} characters`);
   }
-  const terms = [...new Set(textWords(raw))];
-  if (terms.length > LIMITS.maxQueryTerms) {
+  const words = [...new Set(textWords(raw))];
+  if (words.length > LIMITS.maxQueryTerms) {
     throw new ApiError(400, "query_too_long", `the search query has more than ${LIMITS.maxQueryTerms} words`);
   }
+  // In a sentence (`install packages for my user`) the glue words would have to match too;
+  // they are dropped while at least two other words remain.
+  const content = words.filter((w) => !STOP_WORDS.has(w));
+  const terms = content.length >= 2 ? content : words;
   return { raw, lower: raw.toLowerCase(), terms, dotted: !/\s/.test(raw) && raw.includes(".") };
 }
 

@@ -22,6 +22,8 @@ export interface Candidate {
   anyOnly: boolean;
 }
 
+const ENTRY_ROOTS = new Set(["programs", "services", "plugins"]);
+
 const TIER = { exact: 6, prefix: 5, ancestor: 4, name: 3, text: 2 } as const;
 
 /**
@@ -100,15 +102,26 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
     within += q.terms.length ? (300 * whole) / q.terms.length : 0;
     // The entry point of a module: `programs.git.enable` for `git`, `services.gpg-agent.enable`
     // for `gpg agent`, `services.nginx.enable` for `services.nginx`.
-    if (c.loc[c.loc.length - 1] === "enable" && q.terms.length && q.terms.filter((t) => t !== "enable").every((t) => nameWords(c.loc.slice(0, -1)).includes(t))) {
-      within += 250;
+    if (c.loc[c.loc.length - 1] === "enable" && q.terms.length) {
+      const parentWords = nameWords(c.loc.slice(0, -1));
+      const rest = q.terms.filter((t) => t !== "enable");
+      if (rest.every((t) => parentWords.includes(t))) within += 250;
+      // A word typed part-way (`homebr`, `hyprlan`) points at the module it starts.
+      else if (rest.every((t) => t.length >= 4 && parentWords.some((w) => w.startsWith(t)))) within += 200;
     }
+    // Modules live under `programs.`, `services.` (and nixvim's `plugins.`): their options are
+    // the entry points users look for, ahead of helper trees such as nixvim's `dependencies.`.
+    if (ENTRY_ROOTS.has(c.loc[0]!)) within += 15;
     if (q.dotted && c.name.toLowerCase().startsWith(q.lower)) within += 100;
     // …and more when the query ends on a segment boundary (`programs.git` → `programs.git.*`, not `programs.git-cliff.*`).
     if (q.dotted && c.name.toLowerCase().startsWith(`${q.lower}.`)) within += 100;
-    // Whole segments beat words inside segments.
+    // Whole segments beat words inside segments, and so does the start of a segment
+    // (`autohid` → `…dock.autohide` before `…mouseAutohide`).
     const segs = c.loc.map(foldSegment);
-    within += q.terms.length ? (100 * q.terms.filter((t) => segs.includes(t)).length) / q.terms.length : 0;
+    if (q.terms.length) {
+      within += (100 * q.terms.filter((t) => segs.includes(t)).length) / q.terms.length;
+      within += (60 * q.terms.filter((t) => segs.some((s) => s.startsWith(t))).length) / q.terms.length;
+    }
     // The deepest declared ancestor is the most specific answer.
     if (kind === "ancestor") within += 40 * c.loc.length;
   }
