@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { pack, packCompressed, unpack, unpackCompressed } from "../src/shared/codec.ts";
 import { ingestRequestSchema } from "../src/shared/shardSchemas.ts";
 import { NamespaceShard } from "../src/objects/NamespaceShard/index.ts";
+import { SHARD_MIGRATIONS } from "../src/objects/NamespaceShard/schema.ts";
 import { api, dataFile, enc, json, postBatch } from "./helpers.ts";
 
 const shardStub = (ns: string) => env.NAMESPACE_SHARD.get(env.NAMESPACE_SHARD.idFromName(ns));
@@ -39,7 +40,7 @@ describe("durability", () => {
     const rows = await runInDurableObject(shardStub("sops-nix"), (_instance: NamespaceShard, state) =>
       state.storage.sql.exec<{ version: number }>("SELECT version FROM _schema_migrations").toArray(),
     );
-    expect(rows.map((r) => r.version)).toEqual([1]);
+    expect(rows.map((r) => r.version)).toEqual(SHARD_MIGRATIONS.map((m) => m.version));
     const integrity = await runInDurableObject(shardStub("sops-nix"), (_i: NamespaceShard, state) => {
       state.storage.sql.exec("INSERT INTO options_fts(options_fts) VALUES ('integrity-check')");
       const fts = state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM options_fts").one().n;

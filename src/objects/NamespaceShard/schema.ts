@@ -83,4 +83,19 @@ export const SHARD_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    // Version 2 is another change; the runner applies every missing version.
+    version: 3,
+    name: "option vectors",
+    sql: `
+      -- One embedding per live option (src/objects/NamespaceShard/vectors.ts): vec holds int8
+      -- components (vector ≈ scale × vec), content_hash the option content it was made from.
+      CREATE TABLE option_vectors (
+        option_id INTEGER PRIMARY KEY,
+        content_hash TEXT NOT NULL,
+        scale REAL NOT NULL,
+        vec BLOB NOT NULL
+      );
+    `,
+  },
 ];
