@@ -59,7 +59,9 @@ describe("tokenizing names", () => {
 
 describe("queries and ranking helpers", () => {
   it("cuts user text into quoted-safe words", () => {
-    expect(parseQuery('NEAR(a "b") c:d*').terms).toEqual(["near", "a", "b", "c", "d"]);
+    expect(parseQuery('NEAR(a "b") c:d*').terms).toEqual(["near", "b", "c", "d"]);
+    expect(parseQuery("install packages for my user").terms).toEqual(["install", "packages", "user"]);
+    expect(parseQuery("to a").terms).toEqual(["to", "a"]);
     expect(parseQuery("services.nginx").dotted).toBe(true);
     expect(parseQuery("*").terms).toEqual([]);
     expect(() => parseQuery("  ")).toThrow(/empty/);
