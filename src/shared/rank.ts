@@ -18,9 +18,14 @@ export interface Candidate {
   description: string;
   /** bm25 from FTS5 (lower is better), when the candidate came from a full-text match. */
   bm25: number | null;
-  /** Matched only by the any-word fallback. */
+  /** Matched only by a partial match (some words, or the embedding). */
   anyOnly: boolean;
+  /** Cosine similarity of the option's embedding to the query's (0 when not among the nearest). */
+  vector: number;
 }
+
+/** Weight of embedding similarity among description matches (tuned on bench/relevance). */
+export const VECTOR_WEIGHT = 200;
 
 const ENTRY_ROOTS = new Set(["programs", "services", "plugins"]);
 
@@ -96,6 +101,7 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
     const coverage = q.terms.reduce((n, t) => n + (words.includes(t) ? 1 : words.some((w) => w.startsWith(t)) ? 0.5 : 0), 0);
     if (q.terms.length) within += (400 * coverage) / q.terms.length;
     if (!c.anyOnly) within += 30;
+    within += VECTOR_WEIGHT * Math.max(0, c.vector);
   } else {
     // Words matched whole (a segment, or a word of one: `gpg` in `gpg-agent`) beat prefixes.
     const whole = q.terms.filter((t) => words.includes(t)).length;

@@ -21,7 +21,12 @@ import { namespaceName, zodIssues } from "../../shared/schemas.ts";
 import { ingestRequestSchema } from "../../shared/shardSchemas.ts";
 import type { ChangeList, IngestRequest, IngestSummary, ModuleRecord, SearchHit, ShardCounts, ShardSearchResult } from "../../shared/types.ts";
 import type { DiffView, FieldChange, ModuleSummary, ModuleView, OptionView, Page, VersionView } from "../../shared/views.ts";
+import { optionEmbeddingText } from "../../shared/vectors/embedder.ts";
+import { LocalEmbedder } from "../../shared/vectors/local.ts";
+import { planEmbeddings } from "../../shared/vectors/plan.ts";
 import { applyMigrations } from "../migrations.ts";
+import { SqliteVectorStore } from "./vectorStore.ts";
+import { embeddingSources, liveOptionHashes } from "./vectors.ts";
 import { SHARD_MIGRATIONS } from "./schema.ts";
 import * as store from "./store.ts";
 
@@ -30,10 +35,21 @@ const SEARCH_POOL = 400;
 /** How far a hit found through a typo correction ranks below one found as typed (half a tier). */
 const FUZZY_PENALTY = 500;
 
-/** A search candidate: its best bm25 (null: found by name lookup) and whether only a partial match found it. */
+/** Nearest options by embedding that a search considers (exact cosine over the shard's vectors). */
+const VECTOR_TOP_K = 50;
+/** Vectors join a search of several words only when fewer options than this hold them all in their name. */
+const VECTOR_WHEN_NAME_MATCHES_BELOW = 1;
+/** Options embedded per transaction when vectors are brought up to date. */
+const EMBED_BATCH = 2_000;
+
+/**
+ * A search candidate: its best bm25 (null: found by name lookup), whether only a partial match
+ * found it, and its embedding similarity to the query when it is among the nearest.
+ */
 interface CandidateInfo {
   bm25: number | null;
   anyOnly: boolean;
+  vector?: number;
 }
 
 /**
@@ -62,6 +78,11 @@ export class NamespaceShard extends DurableObject<Env> {
   #ingestQueue: Promise<unknown> = Promise.resolve();
   /** Name words for typo correction; dropped when an ingest commits, rebuilt on demand. */
   #vocabulary: NameVocabulary | null = null;
+  /** The local embedder of options and queries (no network, no weights; see local.ts). */
+  readonly #embedder = new LocalEmbedder();
+  #vectorStore: SqliteVectorStore | null = null;
+  /** Whether this instance has checked that every live option has a current vector. */
+  #vectorsSynced = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -175,6 +196,7 @@ export class NamespaceShard extends DurableObject<Env> {
     });
     sweep = [];
     this.#vocabulary = null;
+    if (summary.versionsCreated > 0) this.#syncVectors();
     // A moved option left one module and joined another: for the namespace it changed, it was
     // neither added nor removed.
     summary.options.added -= moved;
@@ -412,36 +434,75 @@ export class NamespaceShard extends DurableObject<Env> {
       if (ns === null || ns !== namespace) return { namespace, hits: [], total: 0 };
       const query = parseQuery(q);
       const want = Math.min(Math.max(1, Math.trunc(window)), LIMITS.maxSearchDepth + 1);
-      const { candidates, total } = this.#candidates(query);
+      const { candidates, total, nameMatches } = this.#candidates(query);
+      // When no option holds all the words of a several-word query in its name (a description
+      // of what the user wants), options near the query by embedding join the candidates and
+      // their similarity becomes a ranking signal. Name queries do not pay for the vector scan.
+      if (!query.dotted && query.terms.length >= 2 && nameMatches < VECTOR_WHEN_NAME_MATCHES_BELOW) {
+        // Embedded from the folded words, so `extraDep` and `extradep` are the same query.
+        for (const [id, similarity] of this.#nearest(query.terms.join(" "))) {
+          const c = candidates.get(id);
+          if (c) c.vector = similarity;
+          else candidates.set(id, { bm25: null, anyOnly: true, vector: similarity });
+        }
+      }
       // Words that match nothing as typed are read as their nearest name words, as a weak
       // fallback: those hits rank half a tier lower and are flagged `fuzzy`.
       const corrections = this.#typoCorrections(query);
       const corrected = corrections.size ? parseQuery(correctQuery(query.raw, corrections)) : null;
       const fuzzy = corrected ? this.#candidates(corrected).candidates : new Map<number, CandidateInfo>();
-      for (const id of candidates.keys()) fuzzy.delete(id);
+      // An option found both ways keeps whichever reading ranks it higher.
 
-      const rows = store.optionsByIds(this.#sql, [...candidates.keys(), ...fuzzy.keys()]);
+      const rows = store.optionsByIds(this.#sql, [...new Set([...candidates.keys(), ...fuzzy.keys()])]);
       const hits: SearchHit[] = rows.map((r) => {
-        const isFuzzy = fuzzy.has(r.id);
-        const info = (isFuzzy ? fuzzy : candidates).get(r.id)!;
-        const asked = isFuzzy ? corrected! : query;
         const loc = JSON.parse(r.loc) as string[];
-        const c: Candidate = { name: r.name, loc, module: r.module_path, type: r.type, description: r.description, bm25: info.bm25, anyOnly: info.anyOnly };
-        const s = score(asked, c);
-        const hit: SearchHit = { namespace: ns, name: r.name, loc, module: r.module_path, type: r.type, snippet: "", score: isFuzzy ? s.score - FUZZY_PENALTY : s.score, match: s.match };
-        if (s.match === "ancestor") hit.rest = asked.lower.split(".").slice(loc.length);
-        if (isFuzzy) hit.fuzzy = true;
-        return hit;
+        const rate = (asked: ParsedQuery, info: CandidateInfo, penalty: number): SearchHit => {
+          const c: Candidate = { name: r.name, loc, module: r.module_path, type: r.type, description: r.description, bm25: info.bm25, anyOnly: info.anyOnly, vector: info.vector ?? 0 };
+          const s = score(asked, c);
+          const hit: SearchHit = { namespace: ns, name: r.name, loc, module: r.module_path, type: r.type, snippet: "", score: s.score - penalty, match: s.match };
+          if (s.match === "ancestor") hit.rest = asked.lower.split(".").slice(loc.length);
+          return hit;
+        };
+        const asTyped = candidates.has(r.id) ? rate(query, candidates.get(r.id)!, 0) : null;
+        const asCorrected = fuzzy.has(r.id) ? { ...rate(corrected!, fuzzy.get(r.id)!, FUZZY_PENALTY), fuzzy: true as const } : null;
+        return asTyped && (!asCorrected || asTyped.score >= asCorrected.score) ? asTyped : asCorrected!;
       });
       hits.sort(compareHits);
       const top = hits.slice(0, want);
       const descriptions = new Map(rows.map((r) => [r.name, r.description]));
       const marked = corrected ? [...new Set([...query.terms, ...corrected.terms])] : query.terms;
       for (const h of top) h.snippet = snippet(descriptions.get(h.name) ?? "", marked);
-      const result: ShardSearchResult = { namespace: ns, hits: top, total: total + fuzzy.size };
+      const result: ShardSearchResult = { namespace: ns, hits: top, total: Math.max(total, hits.length) };
       if (corrections.size) result.corrections = Object.fromEntries(corrections);
       return result;
     });
+  }
+
+  #vectors(): SqliteVectorStore {
+    this.#vectorStore ??= new SqliteVectorStore(this.ctx.storage, { embedderId: this.#embedder.id, dimensions: this.#embedder.dimensions });
+    return this.#vectorStore;
+  }
+
+  /**
+   * Bring the embedded vectors up to date: only options whose content hash changed since their
+   * vector was made are embedded again, and vectors of removed options are dropped.
+   */
+  #syncVectors(): void {
+    const store = this.#vectors();
+    const plan = planEmbeddings(liveOptionHashes(this.#sql), store.hashes());
+    store.remove(plan.remove);
+    for (let i = 0; i < plan.embed.length; i += EMBED_BATCH) {
+      const sources = embeddingSources(this.#sql, plan.embed.slice(i, i + EMBED_BATCH));
+      store.put(sources.map((o) => ({ optionId: o.id, contentHash: o.contentHash, values: this.#embedder.embedOne(optionEmbeddingText(o)) })));
+    }
+    this.#vectorsSynced = true;
+  }
+
+  /** Option id → cosine similarity of the options nearest to the query text. */
+  #nearest(text: string): Map<number, number> {
+    if (!this.#vectorsSynced) this.#syncVectors();
+    const query = this.#embedder.embedOne(text);
+    return new Map(this.#vectors().search(query, VECTOR_TOP_K).map((r) => [r.id, r.score]));
   }
 
   /**
@@ -470,7 +531,7 @@ export class NamespaceShard extends DurableObject<Env> {
    * found them, and the number of matches. The pool and the rules do not depend on the page asked
    * for, so every page of a query is cut from the same ranking: no repeats, no gaps, one total.
    */
-  #candidates(query: ParsedQuery): { candidates: Map<number, CandidateInfo>; total: number } {
+  #candidates(query: ParsedQuery): { candidates: Map<number, CandidateInfo>; total: number; nameMatches: number } {
     const pool = SEARCH_POOL;
     const candidates = new Map<number, CandidateInfo>();
     const add = (id: number, bm25: number | null, anyOnly: boolean) => {
@@ -484,7 +545,7 @@ export class NamespaceShard extends DurableObject<Env> {
     if (query.dotted) this.#dottedCandidates(query.lower.split("."), pool, add);
     // A dotted query that reached its path is answered from the path index; full-text matches
     // of its words would only rank below the path matches.
-    if (!query.terms.length || (query.dotted && candidates.size > 0)) return { candidates, total: candidates.size };
+    if (!query.terms.length || (query.dotted && candidates.size > 0)) return { candidates, total: candidates.size, nameMatches: candidates.size };
 
     const inName = store.ftsMatch(this.#sql, ftsAll(query.terms, "name"), pool);
     for (const r of inName) add(r.id, r.bm25, false);
@@ -508,7 +569,7 @@ export class NamespaceShard extends DurableObject<Env> {
       for (const r of store.ftsMatch(this.#sql, any, pool)) add(r.id, r.bm25, true);
       total = store.ftsCount(this.#sql, any);
     }
-    return { candidates, total: Math.max(total, candidates.size) };
+    return { candidates, total: Math.max(total, candidates.size), nameMatches: inName.length };
   }
 
 }
