@@ -27,7 +27,7 @@ export interface Candidate {
 /** Weight of embedding similarity among description matches (tuned on bench/relevance). */
 export const VECTOR_WEIGHT = 200;
 
-const ENTRY_ROOTS = new Set(["programs", "services", "plugins"]);
+const ENTRY_ROOTS = new Map([["programs", 15], ["services", 15], ["plugins", 8]]);
 
 const TIER = { exact: 6, prefix: 5, ancestor: 4, name: 3, text: 2 } as const;
 
@@ -108,16 +108,18 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
     within += q.terms.length ? (300 * whole) / q.terms.length : 0;
     // The entry point of a module: `programs.git.enable` for `git`, `services.gpg-agent.enable`
     // for `gpg agent`, `services.nginx.enable` for `services.nginx`.
-    if (c.loc[c.loc.length - 1] === "enable" && q.terms.length) {
+    // The `enable` of one `<name>` entry (`folders.<name>.enable`) is not a module's entry point.
+    if (c.loc[c.loc.length - 1] === "enable" && q.terms.length && !c.loc.some(isPlaceholder)) {
       const parentWords = nameWords(c.loc.slice(0, -1));
       const rest = q.terms.filter((t) => t !== "enable");
-      if (rest.every((t) => parentWords.includes(t))) within += 250;
+      let entry = 0;
+      if (rest.every((t) => parentWords.includes(t))) entry = 250;
       // A word typed part-way (`homebr`, `hyprlan`) points at the module it starts.
-      else if (rest.every((t) => t.length >= 4 && parentWords.some((w) => w.startsWith(t)))) within += 200;
+      else if (rest.every((t) => t.length >= 4 && parentWords.some((w) => w.startsWith(t)))) entry = 200;
+      // Modules live under `programs.` and `services.` (nixvim's plugins under `plugins.`): those
+      // entry points come before helper trees such as nixvim's `dependencies.<tool>.enable`.
+      if (entry) within += entry + (ENTRY_ROOTS.get(c.loc[0]!) ?? 0);
     }
-    // Modules live under `programs.`, `services.` (and nixvim's `plugins.`): their options are
-    // the entry points users look for, ahead of helper trees such as nixvim's `dependencies.`.
-    if (ENTRY_ROOTS.has(c.loc[0]!)) within += 15;
     if (q.dotted && c.name.toLowerCase().startsWith(q.lower)) within += 100;
     // …and more when the query ends on a segment boundary (`programs.git` → `programs.git.*`, not `programs.git-cliff.*`).
     if (q.dotted && c.name.toLowerCase().startsWith(`${q.lower}.`)) within += 100;
