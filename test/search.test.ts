@@ -141,6 +141,8 @@ describe("ranking on the real data", () => {
     expect([...first.hits, ...second.hits].map((h) => h.name)).toEqual(all);
     const wrong = await api(`/api/v1/search?q=zsh&cursor=${enc(first.nextCursor!)}`);
     expect(wrong.status).toBe(400);
+    const otherScope = await api(`/api/v1/search?q=git&limit=10&cursor=${enc(first.nextCursor!)}`);
+    expect(otherScope.status).toBe(400);
   });
 
   it("pages a multi-word query to the end with one stable ranking: no repeats, steady total, at most 1,000", async () => {
@@ -185,6 +187,18 @@ describe("ranking on the real data", () => {
     expect(r.corrections).toMatchObject({ synctihng: "syncthing" });
     expect((await names("hyprlnd", "&namespace=home-manager")).slice(0, 3)).toContain("wayland.windowManager.hyprland.enable");
     expect((await names("servcies.syncthing", "&namespace=home-manager"))[0]).toBe("services.syncthing.enable");
+  });
+
+  it("answers words that mean nothing with nothing, not with near-random neighbours", async () => {
+    for (const q of ["zzzzqq xxxxqq", "qwertyuiop asdfghjkl"]) {
+      const r = await search(q);
+      expect(r.hits, q).toEqual([]);
+    }
+  });
+
+  it("reports a correction only for words no namespace knows, and none for a placeholder value", async () => {
+    expect((await search("services.syncthing")).corrections).toEqual({});
+    expect((await search("age.secrets.mysecret.owner")).corrections).toEqual({});
   });
 
   it("does not correct words that occur as typed, in names or descriptions", async () => {

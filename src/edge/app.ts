@@ -17,9 +17,10 @@ export function createApp(): Hono<AppEnv> {
   // Reads revalidate cheaply: an unchanged answer is a 304 (data changes only on ingest).
   app.use("/api/v1/*", async (c, next) => {
     await next();
-    if (c.req.method === "GET" && c.res.status === 200) c.header("Cache-Control", "public, max-age=0, must-revalidate");
+    if (c.req.method === "GET" && c.res.status === 200 && !c.req.path.startsWith("/api/v1/search")) c.header("Cache-Control", "public, max-age=0, must-revalidate");
   });
-  app.use("/api/v1/*", etag());
+  // Search answers carry per-shard timings, so they are never byte-identical: no ETag there.
+  app.use("/api/v1/*", async (c, next) => (c.req.path.startsWith("/api/v1/search") ? next() : etag()(c, next)));
   app.onError(onError);
   app.notFound(notFound);
 

@@ -39,6 +39,25 @@ export interface ShardStatus {
   status: "ok" | "error" | "timeout";
   total: number;
   ms: number;
+  /** Words this namespace read as other words (each namespace corrects against its own names). */
+  corrections?: Record<string, string>;
+}
+
+/**
+ * The corrections to report for the whole answer: words that no namespace knew as typed, each
+ * read as the namespace with the most matches read it. A word one namespace lacks but another
+ * has (`services` in disko) was not a typo.
+ */
+export function agreedCorrections(results: readonly ShardSearchResult[]): Record<string, string> {
+  const byTotal = [...results].sort((a, b) => b.total - a.total);
+  const out: Record<string, string> = {};
+  for (const r of byTotal) {
+    for (const [word, reading] of Object.entries(r.corrections ?? {})) {
+      if (word in out) continue;
+      if (results.every((other) => other.unknownWords?.includes(word))) out[word] = reading;
+    }
+  }
+  return out;
 }
 
 export interface SearchRequest {
@@ -114,11 +133,12 @@ export class SearchCoordinator extends DurableObject<Env> {
     const unknown = chosen.filter((n) => !known.includes(n));
     if (unknown.length) throw new ApiError(404, "namespace_not_found", `unknown namespace: ${unknown.join(", ")}`, { unknown });
 
+    const scope = req.namespaces?.length ? [...new Set(req.namespaces)].sort().join(",") : "";
     let offset = 0;
     if (req.cursor) {
       const c = decodeCursor(req.cursor);
-      if (typeof c.o !== "number" || !Number.isInteger(c.o) || c.o < 0 || c.q !== query.raw) {
-        throw new ApiError(400, "bad_request", "the cursor does not belong to this query");
+      if (typeof c.o !== "number" || !Number.isInteger(c.o) || c.o < 0 || c.q !== query.raw || (c.n ?? "") !== scope) {
+        throw new ApiError(400, "bad_request", "the cursor does not belong to this query and namespace filter");
       }
       offset = c.o;
     }
@@ -140,11 +160,15 @@ export class SearchCoordinator extends DurableObject<Env> {
       query: query.raw,
       hits,
       total,
-      nextCursor: more && window < LIMITS.maxSearchDepth ? encodeCursor({ o: window, q: query.raw }) : null,
+      nextCursor: more && window < LIMITS.maxSearchDepth ? encodeCursor(scope ? { o: window, q: query.raw, n: scope } : { o: window, q: query.raw }) : null,
       partial: results.some((r) => r.status !== "ok"),
-      shards: results.map(({ namespace, status, total, ms }) => ({ namespace, status, total, ms })),
+      shards: results.map(({ namespace, status, total, ms, result }) => {
+        const entry: ShardStatus = { namespace, status, total, ms };
+        if (result?.corrections) entry.corrections = result.corrections;
+        return entry;
+      }),
       facets: { namespace: Object.fromEntries(ok.map((r) => [r.namespace, r.result.total])) },
-      corrections: Object.assign({}, ...ok.map((r) => r.result.corrections ?? {})) as Record<string, string>,
+      corrections: agreedCorrections(ok.map((r) => r.result)),
     };
   }
 

@@ -111,4 +111,6 @@ export interface ShardSearchResult {
   total: number;
   /** Query words that matched nothing, with the name word they were read as. */
   corrections?: Record<string, string>;
+  /** Query words (of four or more letters) this namespace knows in no name and no description. */
+  unknownWords?: string[];
 }

@@ -39,6 +39,8 @@ const FUZZY_PENALTY = 500;
 const VECTOR_TOP_K = 50;
 /** Vectors join a search of several words only when fewer options than this hold them all in their name. */
 const VECTOR_WHEN_NAME_MATCHES_BELOW = 1;
+/** Nearest options less similar than this are noise (random words share a few hashed trigrams). */
+const VECTOR_MIN_SIMILARITY = 0.3;
 /** Options embedded per transaction when vectors are brought up to date. */
 const EMBED_BATCH = 2_000;
 
@@ -441,6 +443,7 @@ export class NamespaceShard extends DurableObject<Env> {
       if (!query.dotted && query.terms.length >= 2 && nameMatches < VECTOR_WHEN_NAME_MATCHES_BELOW) {
         // Embedded from the folded words, so `extraDep` and `extradep` are the same query.
         for (const [id, similarity] of this.#nearest(query.terms.join(" "))) {
+          if (similarity < VECTOR_MIN_SIMILARITY) continue;
           const c = candidates.get(id);
           if (c) c.vector = similarity;
           else candidates.set(id, { bm25: null, anyOnly: true, vector: similarity });
@@ -448,7 +451,8 @@ export class NamespaceShard extends DurableObject<Env> {
       }
       // Words that match nothing as typed are read as their nearest name words, as a weak
       // fallback: those hits rank half a tier lower and are flagged `fuzzy`.
-      const corrections = this.#typoCorrections(query);
+      // A dotted query that reached its path has nothing to correct (`age.secrets.mysecret.owner`).
+      const { corrections, unknown } = query.dotted && candidates.size > 0 ? { corrections: new Map<string, string>(), unknown: [] } : this.#typoCorrections(query);
       const corrected = corrections.size ? parseQuery(correctQuery(query.raw, corrections)) : null;
       const fuzzy = corrected ? this.#candidates(corrected).candidates : new Map<number, CandidateInfo>();
       // An option found both ways keeps whichever reading ranks it higher.
@@ -474,6 +478,7 @@ export class NamespaceShard extends DurableObject<Env> {
       for (const h of top) h.snippet = snippet(descriptions.get(h.name) ?? "", marked);
       const result: ShardSearchResult = { namespace: ns, hits: top, total: Math.max(total, hits.length) };
       if (corrections.size) result.corrections = Object.fromEntries(corrections);
+      if (unknown.length) result.unknownWords = unknown;
       return result;
     });
   }
@@ -509,15 +514,17 @@ export class NamespaceShard extends DurableObject<Env> {
    * Query words of four or more letters that occur nowhere in this namespace (not as a name-word
    * prefix, not in any description), each with its nearest name word.
    */
-  #typoCorrections(query: ParsedQuery): Map<string, string> {
-    const out = new Map<string, string>();
+  #typoCorrections(query: ParsedQuery): { corrections: Map<string, string>; unknown: string[] } {
+    const corrections = new Map<string, string>();
+    const unknown: string[] = [];
     for (const term of query.terms) {
       if (term.length < 4 || this.#nameVocabulary().hasPrefix(term)) continue;
       if (store.ftsCount(this.#sql, ftsAll([term])) > 0) continue;
+      unknown.push(term);
       const best = this.#nameVocabulary().corrections(term, 1)[0];
-      if (best) out.set(term, best.word);
+      if (best) corrections.set(term, best.word);
     }
-    return out;
+    return { corrections, unknown };
   }
 
   /** The name words of this namespace, built on first use after each ingest (kept in memory only). */
