@@ -103,6 +103,7 @@ describe("bad bodies", () => {
       [{ modules: [{ path: "x/versions", options: {} }] }, ["modules", 0, "path"]],
       [{ modules: [{ path: "x/versions/1", options: {} }] }, ["modules", 0, "path"]],
       [{ modules: [{ path: "y/diff", options: {} }] }, ["modules", 0, "path"]],
+      [{ modules: [{ path: "x/versions/", options: {} }] }, ["modules", 0, "path"]],
     ];
     for (const [body, path] of cases) {
       const res = await post(JSON.stringify(body));
