@@ -39,6 +39,8 @@ const FUZZY_PENALTY = 500;
 const VECTOR_TOP_K = 50;
 /** Vectors join a search of several words only when fewer options than this hold them all in their name. */
 const VECTOR_WHEN_NAME_MATCHES_BELOW = 1;
+/** …and when the keyword sources found fewer candidates than this (a scan is not worth it otherwise). */
+const VECTOR_WHEN_CANDIDATES_BELOW = 60;
 /** Nearest options less similar than this are noise (random words share a few hashed trigrams). */
 const VECTOR_MIN_SIMILARITY = 0.3;
 /** Options embedded per transaction when vectors are brought up to date. */
@@ -440,7 +442,7 @@ export class NamespaceShard extends DurableObject<Env> {
       // When no option holds all the words of a several-word query in its name (a description
       // of what the user wants), options near the query by embedding join the candidates and
       // their similarity becomes a ranking signal. Name queries do not pay for the vector scan.
-      if (!query.dotted && query.terms.length >= 2 && nameMatches < VECTOR_WHEN_NAME_MATCHES_BELOW) {
+      if (!query.dotted && query.terms.length >= 2 && nameMatches < VECTOR_WHEN_NAME_MATCHES_BELOW && candidates.size < VECTOR_WHEN_CANDIDATES_BELOW) {
         // Embedded from the folded words, so `extraDep` and `extradep` are the same query.
         for (const [id, similarity] of this.#nearest(query.terms.join(" "))) {
           if (similarity < VECTOR_MIN_SIMILARITY) continue;
