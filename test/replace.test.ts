@@ -57,6 +57,8 @@ describe("options that move between modules", () => {
     const versions = await json(await api(`/api/v1/namespaces/${ns}/modules/a.nix/versions`));
     expect(versions.items[1].changes).toMatchObject({ removed: ["shared.x"], moved: [{ name: "shared.x", to: "b.nix" }] });
     expect((await json(await api(`/api/v1/namespaces/${ns}/options/shared.x`))).module).toBe("b.nix");
+    const diff = await json(await api(`/api/v1/namespaces/${ns}/modules/a.nix/diff?from=1&to=2`));
+    expect(diff.changes).toMatchObject({ removed: ["shared.x"], moved: [{ name: "shared.x", to: "b.nix" }] });
     const counts = await json(await api(`/api/v1/namespaces/${ns}`));
     expect(counts.options).toBe(2);
     const listed = await json(await api(`/api/v1/namespaces/${ns}/modules`));

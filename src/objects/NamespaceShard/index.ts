@@ -373,6 +373,14 @@ export class NamespaceShard extends DurableObject<Env> {
       const changes = diffModules(before, after);
       if (before && !after) changes.deleted = true;
       if (!before && after && from > 0) changes.restored = true;
+      // Where removed options went is known only from the versions in between.
+      const removed = new Set(changes.removed);
+      const moved = store
+        .listVersions(this.#sql, row.id)
+        .filter((v) => v.version > Math.min(from, to) && v.version <= Math.max(from, to))
+        .flatMap((v) => v.changes.moved ?? [])
+        .filter((m) => removed.has(m.name));
+      if (moved.length) changes.moved = moved;
       const prev = new Map((before?.options ?? []).map((o) => [o.name, o]));
       const next = new Map((after?.options ?? []).map((o) => [o.name, o]));
       const details: Record<string, Record<string, FieldChange>> = {};
