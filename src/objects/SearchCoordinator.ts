@@ -13,6 +13,7 @@ import { parseQuery } from "../shared/query.ts";
 import { mergeRanked } from "../shared/rank.ts";
 import { namespaceName } from "../shared/schemas.ts";
 import type { SearchHit, ShardCounts, ShardSearchResult } from "../shared/types.ts";
+import { remoteNearest, remoteVectors, type RemoteVectorBindings } from "../shared/vectors/remote.ts";
 import { applyMigrations, type Migration } from "./migrations.ts";
 
 const MIGRATIONS: readonly Migration[] = [
@@ -77,7 +78,15 @@ export interface SearchResponse {
   facets: { namespace: Record<string, number> };
   /** Typo corrections the shards applied: query word → name word it was read as. */
   corrections: Record<string, string>;
+  /**
+   * The vector side: `local` (each shard's embedded index), or the outcome of asking Workers AI
+   * and Vectorize (`ok`, `error`, `timeout`; the last two make the answer partial).
+   */
+  vectors: "local" | "ok" | "error" | "timeout";
 }
+
+/** Nearest options per query asked of Vectorize (its limit with metadata). */
+const VECTOR_TOP_K = 50;
 
 /** Test hook: lets a test make one namespace's shard fail or hang, to exercise partial answers. */
 export type ShardFault = "error" | "hang";
@@ -150,7 +159,13 @@ export class SearchCoordinator extends DurableObject<Env> {
     const budget = Number(this.env.SEARCH_SHARD_TIMEOUT_MS) || 2000;
 
     // One hit more than the page needs tells whether another page exists.
-    const results = await Promise.all(chosen.map((ns) => this.#askShard(ns, query.raw, window + 1, budget)));
+    // With Workers AI and Vectorize bound, the query is embedded once here and each shard gets
+    // its namespace's nearest options; without them each shard uses its local embedded index.
+    const remote = remoteVectors(this.env as RemoteVectorBindings);
+    const nearest = remote && !query.dotted ? await remoteNearest(remote, query.raw, chosen, VECTOR_TOP_K, budget) : null;
+    const results = await Promise.all(
+      chosen.map((ns) => this.#askShard(ns, query.raw, window + 1, budget, nearest ? (nearest.byNamespace.get(ns) ?? {}) : undefined)),
+    );
     const ok = results.filter((r): r is ShardStatus & { result: ShardSearchResult } => r.status === "ok" && !!r.result);
     const merged = mergeRanked(ok.map((r) => r.result.hits));
     const total = ok.reduce((sum, r) => sum + r.result.total, 0);
@@ -161,7 +176,8 @@ export class SearchCoordinator extends DurableObject<Env> {
       hits,
       total,
       nextCursor: more && window < LIMITS.maxSearchDepth ? encodeCursor(scope ? { o: window, q: query.raw, n: scope } : { o: window, q: query.raw }) : null,
-      partial: results.some((r) => r.status !== "ok"),
+      partial: results.some((r) => r.status !== "ok") || (nearest !== null && nearest.status !== "ok"),
+      vectors: nearest ? nearest.status : "local",
       shards: results.map(({ namespace, status, total, ms, result }) => {
         const entry: ShardStatus = { namespace, status, total, ms };
         if (result?.corrections) entry.corrections = result.corrections;
@@ -172,7 +188,7 @@ export class SearchCoordinator extends DurableObject<Env> {
     };
   }
 
-  async #askShard(namespace: string, q: string, window: number, budget: number): Promise<ShardStatus & { result?: ShardSearchResult }> {
+  async #askShard(namespace: string, q: string, window: number, budget: number, vectorHits?: Record<string, number>): Promise<ShardStatus & { result?: ShardSearchResult }> {
     const started = Date.now();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<"timeout">((resolve) => {
@@ -185,7 +201,7 @@ export class SearchCoordinator extends DurableObject<Env> {
           ? Promise.reject(new Error("injected shard fault"))
           : fault === "hang"
             ? new Promise<ShardSearchResult>(() => {})
-            : this.env.NAMESPACE_SHARD.get(this.env.NAMESPACE_SHARD.idFromName(namespace)).search(namespace, q, window).then(unwrap);
+            : this.env.NAMESPACE_SHARD.get(this.env.NAMESPACE_SHARD.idFromName(namespace)).search(namespace, q, window, vectorHits).then(unwrap);
       const result = await Promise.race([call, timeout]);
       if (result === "timeout") return { namespace, status: "timeout", total: 0, ms: Date.now() - started };
       return { namespace, status: "ok", total: result.total, ms: Date.now() - started, result };

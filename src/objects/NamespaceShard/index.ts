@@ -24,8 +24,12 @@ import type { DiffView, FieldChange, ModuleSummary, ModuleView, OptionView, Page
 import { optionEmbeddingText } from "../../shared/vectors/embedder.ts";
 import { LocalEmbedder } from "../../shared/vectors/local.ts";
 import { planEmbeddings } from "../../shared/vectors/plan.ts";
+import { optionVectorKey } from "../../shared/vectors/index.ts";
+import { remoteVectors, type RemoteVectorBindings, type RemoteVectors } from "../../shared/vectors/remote.ts";
+import { WORKERS_AI_BATCH } from "../../shared/vectors/workersAi.ts";
 import { applyMigrations } from "../migrations.ts";
 import { SqliteVectorStore } from "./vectorStore.ts";
+import * as vectorRows from "./vectors.ts";
 import { embeddingSources, liveOptionHashes } from "./vectors.ts";
 import { SHARD_MIGRATIONS } from "./schema.ts";
 import * as store from "./store.ts";
@@ -200,7 +204,11 @@ export class NamespaceShard extends DurableObject<Env> {
     });
     sweep = [];
     this.#vocabulary = null;
-    if (summary.versionsCreated > 0) this.#syncVectors();
+    if (summary.versionsCreated > 0) {
+      const remote = remoteVectors(this.env as RemoteVectorBindings);
+      if (remote) await this.syncRemoteVectors(remote);
+      else this.#syncVectors();
+    }
     // A moved option left one module and joined another: for the namespace it changed, it was
     // neither added nor removed.
     summary.options.added -= moved;
@@ -440,7 +448,11 @@ export class NamespaceShard extends DurableObject<Env> {
    * lookup, a path-prefix scan, a name-only FTS match, an all-columns FTS match and, when those
    * find too little, an any-word FTS match; `rank.ts` orders them.
    */
-  search(namespace: string, q: string, window: number): Promise<RpcResult<ShardSearchResult>> {
+  /**
+   * `vectorHits` (option name → similarity) come from the coordinator when Workers AI and
+   * Vectorize are bound; without them the shard asks its own embedded index.
+   */
+  search(namespace: string, q: string, window: number, vectorHits?: Record<string, number>): Promise<RpcResult<ShardSearchResult>> {
     return rpc(() => {
       const ns = this.#namespace();
       if (ns === null || ns !== namespace) return { namespace, hits: [], total: 0 };
@@ -452,7 +464,8 @@ export class NamespaceShard extends DurableObject<Env> {
       // their similarity becomes a ranking signal. Name queries do not pay for the vector scan.
       if (!query.dotted && query.terms.length >= 2 && nameMatches < VECTOR_WHEN_NAME_MATCHES_BELOW && candidates.size < VECTOR_WHEN_CANDIDATES_BELOW) {
         // Embedded from the folded words, so `extraDep` and `extradep` are the same query.
-        for (const [id, similarity] of this.#nearest(query.terms.join(" "))) {
+        const near = vectorHits ? this.#idsOfNamed(vectorHits) : this.#nearest(query.terms.join(" "));
+        for (const [id, similarity] of near) {
           if (similarity < VECTOR_MIN_SIMILARITY) continue;
           const c = candidates.get(id);
           if (c) c.vector = similarity;
@@ -511,6 +524,46 @@ export class NamespaceShard extends DurableObject<Env> {
       store.put(sources.map((o) => ({ optionId: o.id, contentHash: o.contentHash, values: this.#embedder.embedOne(optionEmbeddingText(o)) })));
     }
     this.#vectorsSynced = true;
+  }
+
+  /**
+   * Bring the Vectorize index up to date for this namespace: embed (Workers AI) and upsert the
+   * options whose content changed since their vector was pushed, delete the vectors of removed
+   * options. A failure is logged and repaired by the next sync, which plans from what was recorded.
+   * Public so tests can run it with fake bindings inside the object.
+   */
+  async syncRemoteVectors(remote: RemoteVectors): Promise<{ embedded: number; removed: number }> {
+    const namespace = this.#namespace();
+    if (!namespace) return { embedded: 0, removed: 0 };
+    try {
+      const rows = vectorRows.remoteVectorRows(this.#sql);
+      const plan = planEmbeddings(liveOptionHashes(this.#sql), new Map([...rows].map(([id, r]) => [id, r.hash])));
+      if (plan.remove.length) {
+        await remote.index.deleteByIds(plan.remove.map((id) => rows.get(id)!.key));
+        vectorRows.deleteRemoteVectorRows(this.#sql, plan.remove);
+      }
+      for (let i = 0; i < plan.embed.length; i += WORKERS_AI_BATCH) {
+        const sources = embeddingSources(this.#sql, plan.embed.slice(i, i + WORKERS_AI_BATCH));
+        const values = await remote.embedder.embed(sources.map((o) => optionEmbeddingText(o)));
+        const items = sources.map((o, j) => ({ id: optionVectorKey(namespace, o.name), values: values[j]!, metadata: { namespace, module: o.module, option: o.name }, contentHash: o.contentHash }));
+        await remote.index.upsert(items);
+        vectorRows.putRemoteVectorRows(this.#sql, sources.map((o, j) => ({ optionId: o.id, contentHash: o.contentHash, key: items[j]!.id })));
+      }
+      return { embedded: plan.embed.length, removed: plan.remove.length };
+    } catch (err) {
+      console.error("namespace-shard: Vectorize sync failed; the next ingest retries", namespace, String(err));
+      return { embedded: 0, removed: 0 };
+    }
+  }
+
+  /** Option id → similarity, for similarities given by option name (from Vectorize). */
+  #idsOfNamed(hits: Record<string, number>): Map<number, number> {
+    const out = new Map<number, number>();
+    for (const [name, similarity] of Object.entries(hits)) {
+      const row = store.optionByName(this.#sql, name);
+      if (row && row.deleted_at === null && Number.isFinite(similarity)) out.set(row.id, similarity);
+    }
+    return out;
   }
 
   /** Option id → cosine similarity of the options nearest to the query text. */

@@ -84,7 +84,7 @@ export const SHARD_MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
-    // Version 2 is another change; the runner applies every missing version.
+    // Version 2 was never used; the runner applies every missing version.
     version: 3,
     name: "option vectors",
     sql: `
@@ -95,6 +95,19 @@ export const SHARD_MIGRATIONS: readonly Migration[] = [
         content_hash TEXT NOT NULL,
         scale REAL NOT NULL,
         vec BLOB NOT NULL
+      );
+    `,
+  },
+  {
+    version: 4,
+    name: "vectors pushed to Vectorize",
+    sql: `
+      -- Which option vectors a Vectorize index holds (when the AI and VECTORIZE bindings exist):
+      -- key is the vector's logical id (namespace:option), content_hash what it was made from.
+      CREATE TABLE remote_vectors (
+        option_id INTEGER PRIMARY KEY,
+        content_hash TEXT NOT NULL,
+        key TEXT NOT NULL
       );
     `,
   },

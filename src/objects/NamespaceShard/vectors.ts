@@ -153,3 +153,27 @@ export function optionLabels(sql: Sql, optionIds: readonly number[]): Map<number
   }
   return out;
 }
+
+// ---- vectors pushed to Vectorize -----------------------------------------------------------------
+
+/** Option id → content hash and key of the vectors the Vectorize index holds for this namespace. */
+export function remoteVectorRows(sql: Sql): Map<number, { hash: string; key: string }> {
+  const out = new Map<number, { hash: string; key: string }>();
+  for (const r of sql.exec<{ option_id: number; content_hash: string; key: string }>("SELECT option_id, content_hash, key FROM remote_vectors")) {
+    out.set(r.option_id, { hash: r.content_hash, key: r.key });
+  }
+  return out;
+}
+
+export function putRemoteVectorRows(sql: Sql, rows: readonly { optionId: number; contentHash: string; key: string }[]): void {
+  for (const r of rows) {
+    sql.exec(
+      "INSERT INTO remote_vectors (option_id, content_hash, key) VALUES (?, ?, ?) ON CONFLICT(option_id) DO UPDATE SET content_hash = excluded.content_hash, key = excluded.key",
+      r.optionId, r.contentHash, r.key,
+    );
+  }
+}
+
+export function deleteRemoteVectorRows(sql: Sql, optionIds: readonly number[]): void {
+  for (const part of chunks(optionIds, MAX_PARAMS)) sql.exec(`DELETE FROM remote_vectors WHERE option_id IN (${part.map(() => "?").join(",")})`, ...part);
+}
