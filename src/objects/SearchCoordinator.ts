@@ -162,7 +162,8 @@ export class SearchCoordinator extends DurableObject<Env> {
     // With Workers AI and Vectorize bound, the query is embedded once here and each shard gets
     // its namespace's nearest options; without them each shard uses its local embedded index.
     const remote = remoteVectors(this.env as RemoteVectorBindings);
-    const nearest = remote && !query.dotted ? await remoteNearest(remote, query.raw, chosen, VECTOR_TOP_K, budget) : null;
+    // Shards use vectors only for several-word free text, so only such queries pay for the embedding.
+    const nearest = remote && !query.dotted && query.terms.length >= 2 ? await remoteNearest(remote, query.raw, chosen, VECTOR_TOP_K, budget) : null;
     const results = await Promise.all(
       chosen.map((ns) => this.#askShard(ns, query.raw, window + 1, budget, nearest ? (nearest.byNamespace.get(ns) ?? {}) : undefined)),
     );
