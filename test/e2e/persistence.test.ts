@@ -136,6 +136,12 @@ describe("npm start keeps its data across restarts", () => {
     await waitForOutput(server, /seeding done: 2 namespaces/);
     expect(server.output()).toMatch(/seeding 2 namespaces from .*: agenix, sops-nix/);
     await expectSeededData(server.base, expected);
+    // The web UI is served as static assets in front of the Worker.
+    const page = await fetch(`${server.base}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toMatch(/text\/html/);
+    expect(await page.text()).toContain('<script src="/app.js"');
+    expect((await fetch(`${server.base}/app.js`)).status).toBe(200);
     const result = await stopGracefully(server);
     expect(result.code, server.output()).toBe(0);
   });
