@@ -100,7 +100,12 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
     // A word matched whole counts 1, as a prefix of a name word 0.5 (`git` in `gitui`).
     const coverage = q.terms.reduce((n, t) => n + (words.includes(t) ? 1 : words.some((w) => w.startsWith(t)) ? 0.5 : 0), 0);
     if (q.terms.length) within += (400 * coverage) / q.terms.length;
-    if (!c.anyOnly) within += 30;
+    if (!c.anyOnly) {
+      within += 30;
+      // A module's `enable` whose text holds every word describes the module the user asks about
+      // ("Whether to enable the Dunst notification daemon." for `notification daemon`).
+      if (c.loc[c.loc.length - 1] === "enable" && !c.loc.some(isPlaceholder)) within += 150;
+    }
     within += VECTOR_WEIGHT * Math.max(0, c.vector);
   } else {
     // Words matched whole (a segment, or a word of one: `gpg` in `gpg-agent`) beat prefixes.
