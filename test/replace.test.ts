@@ -65,6 +65,21 @@ describe("options that move between modules", () => {
     expect(listed.items.reduce((n: number, m: { optionCount: number }) => n + m.optionCount, 0)).toBe(counts.options);
   });
 
+  it("records a move out of a module that the same replace import removes", async () => {
+    const ns = "moves-rename";
+    const x = { "shared.x": { loc: ["shared", "x"], type: "int", description: "X." } };
+    expect((await postBatch(ns, { modules: [{ path: "old.nix", options: x }, module("keep")] })).status).toBe(200);
+    // The file was renamed upstream: a full import carries new.nix (with shared.x) and not old.nix.
+    const res = await postBatch(ns, { modules: [{ path: "new.nix", options: x }, module("keep")] }, "?mode=replace");
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect((await json(res)).options).toEqual({ added: 0, changed: 1, removed: 0 });
+    expect((await json(await api(`/api/v1/namespaces/${ns}/options/shared.x`))).module).toBe("new.nix");
+    const versions = await json(await api(`/api/v1/namespaces/${ns}/modules/old.nix/versions`));
+    expect(versions.items.map((v: { version: number }) => v.version)).toEqual([1, 2]);
+    expect(versions.items[1].changes).toMatchObject({ deleted: true, removed: ["shared.x"], moved: [{ name: "shared.x", to: "new.nix" }] });
+    expect((await json(await api(`/api/v1/namespaces/${ns}`))).options).toBe(2);
+  });
+
   it("rejects a batch that gives one option to two modules", async () => {
     const opt = { "x.y": { loc: ["x", "y"], type: "str", description: "" } };
     const res = await postBatch("moves-dup", { modules: [{ path: "m/a.nix", options: opt }, { path: "m/b.nix", options: opt }] });

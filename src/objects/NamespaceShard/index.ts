@@ -175,9 +175,7 @@ export class NamespaceShard extends DurableObject<Env> {
       planned.push({ record, hash, optionHashes, existing, previous, changes, snapshot: await packCompressed(record) });
     }
 
-    const moved = await this.#planMoves(req.modules, planned);
-
-    let sweep: { row: store.ModuleRow; previous: ModuleRecord | null }[] = [];
+    const sweep: { row: store.ModuleRow; previous: ModuleRecord | null }[] = [];
     const seen = new Set(req.modules.map((m) => m.path));
     if (req.mode === "replace" && req.final) {
       if (req.importId) for (const p of store.importSeenPaths(this.#sql, req.importId)) seen.add(p);
@@ -188,6 +186,10 @@ export class NamespaceShard extends DurableObject<Env> {
         sweep.push({ row, previous: bytes ? await unpackCompressed<ModuleRecord>(bytes) : null });
       }
     }
+    // A module this batch removes records its moved options in its removal version instead.
+    const newOwner = new Map<string, string>();
+    for (const m of req.modules) for (const o of m.options) newOwner.set(locKey(o.loc), m.path);
+    let moved = await this.#planMoves(req.modules, newOwner, planned, new Set(sweep.map((x) => x.row.id)));
 
     const now = Date.now();
     this.ctx.storage.transactionSync(() => {
@@ -196,13 +198,12 @@ export class NamespaceShard extends DurableObject<Env> {
       // module that used to own it, it moved.
       const claimed = new Set(req.modules.flatMap((m) => m.options.map((o) => locKey(o.loc))));
       for (const p of planned) this.#writeModule(p, claimed, now, summary);
-      for (const { row, previous } of sweep) this.#removeModule(row, previous, now, summary);
+      for (const { row, previous } of sweep) moved += this.#removeModule(row, previous, newOwner, now, summary);
       if (req.importId) {
         if (req.final) store.forgetImport(this.#sql, req.importId, now - IMPORT_SESSION_TTL_MS);
         else store.markImportSeen(this.#sql, req.importId, [...seen], now);
       }
     });
-    sweep = [];
     this.#vocabulary = null;
     if (summary.versionsCreated > 0) {
       const remote = remoteVectors(this.env as RemoteVectorBindings);
@@ -223,16 +224,14 @@ export class NamespaceShard extends DurableObject<Env> {
    * loses them (when the batch does not carry it) gets a new version without them, recording where
    * they went, so every module's options, count and history stay true. Returns how many moved.
    */
-  async #planMoves(modules: readonly ModuleRecord[], planned: PlannedModule[]): Promise<number> {
+  async #planMoves(modules: readonly ModuleRecord[], newOwner: ReadonlyMap<string, string>, planned: PlannedModule[], removed: ReadonlySet<number>): Promise<number> {
     const batchPaths = new Set(modules.map((m) => m.path));
-    const newOwner = new Map<string, string>();
-    for (const m of modules) for (const o of m.options) newOwner.set(locKey(o.loc), m.path);
     const current = store.optionIdsByLoc(this.#sql, [...newOwner.keys()]);
     const leaving = new Map<number, Map<string, string>>(); // owner module id → loc key → new module path
     for (const [key, row] of current) {
       if (row.deleted) continue;
       const ownerPath = store.moduleById(this.#sql, row.moduleId)?.path;
-      if (ownerPath === undefined || ownerPath === newOwner.get(key) || batchPaths.has(ownerPath)) continue;
+      if (ownerPath === undefined || ownerPath === newOwner.get(key) || batchPaths.has(ownerPath) || removed.has(row.moduleId)) continue;
       let keys = leaving.get(row.moduleId);
       if (!keys) leaving.set(row.moduleId, (keys = new Map()));
       keys.set(key, newOwner.get(key)!);
@@ -293,9 +292,12 @@ export class NamespaceShard extends DurableObject<Env> {
     summary.options.removed += p.changes.removed.length;
   }
 
-  #removeModule(row: store.ModuleRow, previous: ModuleRecord | null, now: number, summary: IngestSummary): void {
+  /** Soft-delete a module and its options; returns how many of its options moved to modules of the batch. */
+  #removeModule(row: store.ModuleRow, previous: ModuleRecord | null, newOwner: ReadonlyMap<string, string>, now: number, summary: IngestSummary): number {
     const changes = diffModules(previous, null);
     changes.deleted = true;
+    const moved = (previous?.options ?? []).filter((o) => newOwner.has(locKey(o.loc))).map((o) => ({ name: o.name, to: newOwner.get(locKey(o.loc))! }));
+    if (moved.length) changes.moved = moved;
     const version = row.version + 1;
     for (const o of store.liveOptionsOfModule(this.#sql, row.id)) store.softDeleteOption(this.#sql, o.id, now);
     store.updateModule(this.#sql, row.id, { name: row.name, description: row.description, hash: row.content_hash, version, meta: row.meta, optionCount: 0, now, deleted: true });
@@ -303,6 +305,7 @@ export class NamespaceShard extends DurableObject<Env> {
     summary.modules.removed++;
     summary.options.removed += changes.removed.length;
     summary.versionsCreated++;
+    return moved.length;
   }
 
   async #reportToCoordinator(): Promise<void> {
