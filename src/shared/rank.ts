@@ -95,15 +95,15 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
   const tier = TIER[kind];
   let within = 100 * relevance(c.bm25);
   if (kind === "text") {
-    // Below the name tiers, options whose name holds more of the words come first; matching
-    // every word somewhere (name, description, type, module) only breaks ties.
-    // A word matched whole counts 1, as a prefix of a name word 0.5 (`git` in `gitui`).
+    // Below the name tiers, options whose name holds more of the words come first (a word
+    // matched whole counts 1, as a prefix of a name word 0.5: `git` in `gitui`); matching every
+    // word somewhere (name, description, type, module) adds a little, and much more for a
+    // module's `enable`, whose description then describes the module asked about.
     const coverage = q.terms.reduce((n, t) => n + (words.includes(t) ? 1 : words.some((w) => w.startsWith(t)) ? 0.5 : 0), 0);
     if (q.terms.length) within += (400 * coverage) / q.terms.length;
     if (!c.anyOnly) {
       within += 30;
-      // A module's `enable` whose text holds every word describes the module the user asks about
-      // ("Whether to enable the Dunst notification daemon." for `notification daemon`).
+      // "Whether to enable the Dunst notification daemon." for `notification daemon`.
       if (c.loc[c.loc.length - 1] === "enable" && !c.loc.some(isPlaceholder)) within += 150;
     }
     within += VECTOR_WEIGHT * Math.max(0, c.vector);
