@@ -10,12 +10,28 @@ import type { ParsedQuery } from "./query.ts";
 import { foldSegment, nameWords } from "./tokenize.ts";
 import type { SearchHit } from "./types.ts";
 
+/** The words of an option's name that ranking compares with the query, computed once per option. */
+export interface NameFeatures {
+  loc: readonly string[];
+  /** `nameWords(loc)`. */
+  words: readonly string[];
+  /** Every segment folded whole. */
+  segs: readonly string[];
+  /** `nameWords` of the parent path, for an `enable` option (the module it switches on). */
+  parentWords: readonly string[] | null;
+}
+
+export function nameFeatures(loc: readonly string[]): NameFeatures {
+  const parentWords = loc[loc.length - 1] === "enable" && !loc.some(isPlaceholder) ? nameWords(loc.slice(0, -1)) : null;
+  return { loc, words: nameWords(loc), segs: loc.map(foldSegment), parentWords };
+}
+
+/** What ranking reads of an option: its name and path, and how the query found it. */
 export interface Candidate {
   name: string;
-  loc: string[];
-  module: string;
-  type: string;
-  description: string;
+  loc: readonly string[];
+  /** Precomputed `nameFeatures(loc)`, when the caller keeps them. */
+  features?: NameFeatures;
   /** bm25 from FTS5 (lower is better), when the candidate came from a full-text match. */
   bm25: number | null;
   /** Matched only by a partial match (some words, or the embedding). */
@@ -90,7 +106,8 @@ function relevance(bm25: number | null): number {
 }
 
 export function score(q: ParsedQuery, c: Candidate): { score: number; match: SearchHit["match"] } {
-  const words = nameWords(c.loc);
+  const features = c.features ?? nameFeatures(c.loc);
+  const words = features.words;
   const kind = classify(q, c, words);
   const tier = TIER[kind];
   let within = 100 * relevance(c.bm25);
@@ -104,7 +121,7 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
     if (!c.anyOnly) {
       within += 30;
       // "Whether to enable the Dunst notification daemon." for `notification daemon`.
-      if (c.loc[c.loc.length - 1] === "enable" && !c.loc.some(isPlaceholder)) within += 150;
+      if (features.parentWords) within += 150;
     }
     within += VECTOR_WEIGHT * Math.max(0, c.vector);
   } else {
@@ -114,8 +131,8 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
     // The entry point of a module: `programs.git.enable` for `git`, `services.gpg-agent.enable`
     // for `gpg agent`, `services.nginx.enable` for `services.nginx`.
     // The `enable` of one `<name>` entry (`folders.<name>.enable`) is not a module's entry point.
-    if (c.loc[c.loc.length - 1] === "enable" && q.terms.length && !c.loc.some(isPlaceholder)) {
-      const parentWords = nameWords(c.loc.slice(0, -1));
+    const parentWords = features.parentWords;
+    if (parentWords && q.terms.length) {
       const rest = q.terms.filter((t) => t !== "enable");
       let entry = 0;
       if (rest.every((t) => parentWords.includes(t))) entry = 250;
@@ -130,7 +147,7 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
     if (q.dotted && c.name.toLowerCase().startsWith(`${q.lower}.`)) within += 100;
     // Whole segments beat words inside segments, and so does the start of a segment
     // (`autohid` → `…dock.autohide` before `…mouseAutohide`).
-    const segs = c.loc.map(foldSegment);
+    const segs = features.segs;
     if (q.terms.length) {
       within += (100 * q.terms.filter((t) => segs.includes(t)).length) / q.terms.length;
       within += (60 * q.terms.filter((t) => segs.some((s) => s.startsWith(t))).length) / q.terms.length;

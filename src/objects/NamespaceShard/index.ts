@@ -16,7 +16,7 @@ import { LIMITS } from "../../shared/limits.ts";
 import { locKey, parseOptionName } from "../../shared/optionName.ts";
 import { NameVocabulary } from "../../shared/fuzzy.ts";
 import { correctQuery, ftsAll, ftsAny, parseQuery, type ParsedQuery } from "../../shared/query.ts";
-import { compareHits, score, snippet, type Candidate } from "../../shared/rank.ts";
+import { nameFeatures, score, snippet, type NameFeatures } from "../../shared/rank.ts";
 import { namespaceName, zodIssues } from "../../shared/schemas.ts";
 import { ingestRequestSchema } from "../../shared/shardSchemas.ts";
 import type { ChangeList, IngestRequest, IngestSummary, ModuleRecord, SearchHit, ShardCounts, ShardSearchResult } from "../../shared/types.ts";
@@ -34,16 +34,15 @@ import { embeddingSources, liveOptionHashes } from "./vectors.ts";
 import { SHARD_MIGRATIONS } from "./schema.ts";
 import * as store from "./store.ts";
 
-/** Candidates each source (prefix scan, name match, full-text match) contributes to a search. */
-const SEARCH_POOL = 400;
 /** How far a hit found through a typo correction ranks below one found as typed (half a tier). */
 const FUZZY_PENALTY = 500;
 
 /** Nearest options by embedding that a search considers (exact cosine over the shard's vectors). */
 const VECTOR_TOP_K = 50;
-/** Vectors join a search of several words only when fewer options than this hold them all in their name. */
-const VECTOR_WHEN_NAME_MATCHES_BELOW = 1;
-/** …and when the keyword sources found fewer candidates than this (a scan is not worth it otherwise). */
+/**
+ * Vectors join a search of several words only when no option holds them all in its name, and
+ * when the keyword sources found fewer candidates than this (a scan is not worth it otherwise).
+ */
 const VECTOR_WHEN_CANDIDATES_BELOW = 60;
 /** Nearest options less similar than this are noise (random words share a few hashed trigrams). */
 const VECTOR_MIN_SIMILARITY = 0.3;
@@ -51,13 +50,35 @@ const VECTOR_MIN_SIMILARITY = 0.3;
 const EMBED_BATCH = 2_000;
 
 /**
- * A search candidate: its best bm25 (null: found by name lookup), whether only a partial match
- * found it, and its embedding similarity to the query when it is among the nearest.
+ * A search candidate: its name and path (JSON), its best bm25 (null: found by name lookup),
+ * whether only a partial match found it, and its embedding similarity to the query when it is
+ * among the nearest.
  */
 interface CandidateInfo {
+  name: string;
+  loc: string;
   bm25: number | null;
   anyOnly: boolean;
   vector?: number;
+}
+
+/** A candidate's place in the ranking, before its row is read for the page. */
+interface RankedCandidate {
+  id: number;
+  name: string;
+  loc: string[];
+  score: number;
+  match: SearchHit["match"];
+  rest?: string[];
+  fuzzy?: boolean;
+}
+
+function rateCandidate(asked: ParsedQuery, info: CandidateInfo, features: NameFeatures, penalty: number): Omit<RankedCandidate, "id"> {
+  const loc = features.loc;
+  const s = score(asked, { name: info.name, loc, features, bm25: info.bm25, anyOnly: info.anyOnly, vector: info.vector ?? 0 });
+  const out: Omit<RankedCandidate, "id"> = { name: info.name, loc: [...loc], score: s.score - penalty, match: s.match };
+  if (s.match === "ancestor") out.rest = asked.lower.split(".").slice(loc.length);
+  return out;
 }
 
 /**
@@ -86,6 +107,8 @@ export class NamespaceShard extends DurableObject<Env> {
   #ingestQueue: Promise<unknown> = Promise.resolve();
   /** Name words for typo correction; dropped when an ingest commits, rebuilt on demand. */
   #vocabulary: NameVocabulary | null = null;
+  /** Name words of options ranked since the last ingest, by option id (ranking reads them for every match). */
+  readonly #features = new Map<number, NameFeatures>();
   /** The local embedder of options and queries (no network, no weights; see local.ts). */
   readonly #embedder = new LocalEmbedder();
   #vectorStore: SqliteVectorStore | null = null;
@@ -205,6 +228,7 @@ export class NamespaceShard extends DurableObject<Env> {
       }
     });
     this.#vocabulary = null;
+    this.#features.clear();
     if (summary.versionsCreated > 0) {
       const remote = remoteVectors(this.env as RemoteVectorBindings);
       if (remote) await this.syncRemoteVectors(remote);
@@ -435,15 +459,13 @@ export class NamespaceShard extends DurableObject<Env> {
    * stored prefix (so `age.secrets.mysecret.owner` reaches `age.secrets.<name>.owner`) and that
    * prefix's own option when it is one (a freeform `nix.settings` for `nix.settings.foo-bar`).
    */
-  #dottedCandidates(segs: string[], pool: number, add: (id: number, bm25: number | null, anyOnly: boolean) => void): void {
+  #dottedCandidates(segs: string[]): store.RankRow[] {
     for (let k = segs.length - 1; k >= 1; k--) {
       const prefix = segs.slice(0, k).join(".");
-      const ancestor = store.optionsByLowerName(this.#sql, prefix, 1);
-      for (const r of ancestor) add(r.id, null, false);
-      const below = store.optionIdsWithPrefix(this.#sql, prefix + ".", pool);
-      for (const id of below) add(id, null, false);
-      if (ancestor.length || below.length) return;
+      const found = store.matchOptions(this.#sql, [{ kind: "exact", lower: prefix }, { kind: "prefix", prefix: prefix + "." }]);
+      if (found.length) return found;
     }
+    return [];
   }
 
   /**
@@ -461,18 +483,19 @@ export class NamespaceShard extends DurableObject<Env> {
       if (ns === null || ns !== namespace) return { namespace, hits: [], total: 0 };
       const query = parseQuery(q);
       const want = Math.min(Math.max(1, Math.trunc(window)), LIMITS.maxSearchDepth + 1);
-      const { candidates, total, nameMatches } = this.#candidates(query);
+      const { candidates, nameMatches } = this.#candidates(query);
       // When no option holds all the words of a several-word query in its name (a description
       // of what the user wants), options near the query by embedding join the candidates and
       // their similarity becomes a ranking signal. Name queries do not pay for the vector scan.
-      if (!query.dotted && query.terms.length >= 2 && nameMatches < VECTOR_WHEN_NAME_MATCHES_BELOW && candidates.size < VECTOR_WHEN_CANDIDATES_BELOW) {
+      if (!query.dotted && query.terms.length >= 2 && !nameMatches && candidates.size < VECTOR_WHEN_CANDIDATES_BELOW) {
         // Embedded from the folded words, so `extraDep` and `extradep` are the same query.
         const near = vectorHits ? this.#idsOfNamed(vectorHits) : this.#nearest(query.terms.join(" "));
-        for (const [id, similarity] of near) {
-          if (similarity < VECTOR_MIN_SIMILARITY) continue;
+        const close = [...near].filter(([, similarity]) => similarity >= VECTOR_MIN_SIMILARITY);
+        const found = new Map(store.rankRowsByIds(this.#sql, close.filter(([id]) => !candidates.has(id)).map(([id]) => id)).map((r) => [r.id, r]));
+        for (const [id, similarity] of close) {
           const c = candidates.get(id);
           if (c) c.vector = similarity;
-          else candidates.set(id, { bm25: null, anyOnly: true, vector: similarity });
+          else if (found.has(id)) candidates.set(id, { name: found.get(id)!.name, loc: found.get(id)!.loc, bm25: null, anyOnly: true, vector: similarity });
         }
       }
       // Words that match nothing as typed are read as their nearest name words, as a weak
@@ -481,28 +504,33 @@ export class NamespaceShard extends DurableObject<Env> {
       const { corrections, unknown } = query.dotted && candidates.size > 0 ? { corrections: new Map<string, string>(), unknown: [] } : this.#typoCorrections(query);
       const corrected = corrections.size ? parseQuery(correctQuery(query.raw, corrections)) : null;
       const fuzzy = corrected ? this.#candidates(corrected).candidates : new Map<number, CandidateInfo>();
-      // An option found both ways keeps whichever reading ranks it higher.
 
-      const rows = store.optionsByIds(this.#sql, [...new Set([...candidates.keys(), ...fuzzy.keys()])]);
-      const hits: SearchHit[] = rows.map((r) => {
-        const loc = JSON.parse(r.loc) as string[];
-        const rate = (asked: ParsedQuery, info: CandidateInfo, penalty: number): SearchHit => {
-          const c: Candidate = { name: r.name, loc, module: r.module_path, type: r.type, description: r.description, bm25: info.bm25, anyOnly: info.anyOnly, vector: info.vector ?? 0 };
-          const s = score(asked, c);
-          const hit: SearchHit = { namespace: ns, name: r.name, loc, module: r.module_path, type: r.type, snippet: "", score: s.score - penalty, match: s.match };
-          if (s.match === "ancestor") hit.rest = asked.lower.split(".").slice(loc.length);
-          return hit;
-        };
-        const asTyped = candidates.has(r.id) ? rate(query, candidates.get(r.id)!, 0) : null;
-        const asCorrected = fuzzy.has(r.id) ? { ...rate(corrected!, fuzzy.get(r.id)!, FUZZY_PENALTY), fuzzy: true as const } : null;
-        return asTyped && (!asCorrected || asTyped.score >= asCorrected.score) ? asTyped : asCorrected!;
-      });
-      hits.sort(compareHits);
-      const top = hits.slice(0, want);
-      const descriptions = new Map(rows.map((r) => [r.name, r.description]));
+      // Every match is ranked (no cut-off before ranking); only the page's rows are read whole.
+      // An option found both ways keeps whichever reading ranks it higher.
+      const ranked: RankedCandidate[] = [];
+      for (const id of new Set([...candidates.keys(), ...fuzzy.keys()])) {
+        const typed = candidates.get(id);
+        const viaFix = fuzzy.get(id);
+        const features = this.#nameFeatures(id, (typed ?? viaFix)!.loc);
+        const asTyped = typed ? rateCandidate(query, typed, features, 0) : null;
+        const asCorrected = viaFix ? rateCandidate(corrected!, viaFix, features, FUZZY_PENALTY) : null;
+        const best = asTyped && (!asCorrected || asTyped.score >= asCorrected.score) ? asTyped : { ...asCorrected!, fuzzy: true };
+        ranked.push({ id, ...best });
+      }
+      ranked.sort((a, b) => b.score - a.score || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      const page = ranked.slice(0, want);
+      const rows = new Map(store.optionsByIds(this.#sql, page.map((h) => h.id)).map((r) => [r.id, r]));
       const marked = corrected ? [...new Set([...query.terms, ...corrected.terms])] : query.terms;
-      for (const h of top) h.snippet = snippet(descriptions.get(h.name) ?? "", marked);
-      const result: ShardSearchResult = { namespace: ns, hits: top, total: Math.max(total, hits.length) };
+      const hits: SearchHit[] = [];
+      for (const h of page) {
+        const r = rows.get(h.id);
+        if (!r) continue;
+        const hit: SearchHit = { namespace: ns, name: r.name, loc: h.loc, module: r.module_path, type: r.type, snippet: snippet(r.description, marked), score: h.score, match: h.match };
+        if (h.rest) hit.rest = h.rest;
+        if (h.fuzzy) hit.fuzzy = true;
+        hits.push(hit);
+      }
+      const result: ShardSearchResult = { namespace: ns, hits, total: ranked.length };
       if (corrections.size) result.corrections = Object.fromEntries(corrections);
       if (unknown.length) result.unknownWords = unknown;
       return result;
@@ -593,6 +621,12 @@ export class NamespaceShard extends DurableObject<Env> {
     return { corrections, unknown };
   }
 
+  #nameFeatures(id: number, locJson: string): NameFeatures {
+    let f = this.#features.get(id);
+    if (!f) this.#features.set(id, (f = nameFeatures(JSON.parse(locJson) as string[])));
+    return f;
+  }
+
   /** The name words of this namespace, built on first use after each ingest (kept in memory only). */
   #nameVocabulary(): NameVocabulary {
     this.#vocabulary ??= new NameVocabulary(store.nameWordsOfLiveOptions(this.#sql));
@@ -600,49 +634,41 @@ export class NamespaceShard extends DurableObject<Env> {
   }
 
   /**
-   * The options worth ranking for a query, with their best bm25 and whether only a partial match
-   * found them, and the number of matches. The pool and the rules do not depend on the page asked
-   * for, so every page of a query is cut from the same ranking: no repeats, no gaps, one total.
+   * Every option that matches the query, with its best bm25 and whether only a partial match
+   * found it, and whether some option holds every word in its name. The rules do not depend
+   * on the page asked for, so every page of a query is cut from the same ranking: no repeats,
+   * no gaps, one total.
    */
-  #candidates(query: ParsedQuery): { candidates: Map<number, CandidateInfo>; total: number; nameMatches: number } {
-    const pool = SEARCH_POOL;
-    const candidates = new Map<number, CandidateInfo>();
-    const add = (id: number, bm25: number | null, anyOnly: boolean) => {
-      const c = candidates.get(id);
-      if (!c) candidates.set(id, { bm25, anyOnly });
-      else candidates.set(id, { bm25: c.bm25 === null ? bm25 : bm25 === null ? c.bm25 : Math.min(c.bm25, bm25), anyOnly: c.anyOnly && anyOnly });
-    };
-
-    for (const r of store.optionsByLowerName(this.#sql, query.lower, 5)) add(r.id, null, false);
-    if (!/\s/.test(query.lower)) for (const id of store.optionIdsWithPrefix(this.#sql, query.lower, pool)) add(id, null, false);
-    if (query.dotted) this.#dottedCandidates(query.lower.split("."), pool, add);
-    // A dotted query that reached its path is answered from the path index; full-text matches
-    // of its words would only rank below the path matches.
-    if (!query.terms.length || (query.dotted && candidates.size > 0)) return { candidates, total: candidates.size, nameMatches: candidates.size };
-
-    const inName = store.ftsMatch(this.#sql, ftsAll(query.terms, "name"), pool);
-    for (const r of inName) add(r.id, r.bm25, false);
-    const all = ftsAll(query.terms);
-    // Description-only matches rank below name matches; when the names alone fill the pool,
-    // ranking every description match (bm25 over thousands of rows) cannot change the pages.
-    if (inName.length < pool) for (const r of store.ftsMatch(this.#sql, all, pool)) add(r.id, r.bm25, false);
-    let total = store.ftsCount(this.#sql, all);
-    // Names holding all words but one (`programs.git.signing.format` for `programs git signing
-    // key`): one selective AND query per left-out word, instead of an OR over common words.
-    if (query.terms.length >= 3 && query.terms.length <= 6) {
-      for (let i = 0; i < query.terms.length; i++) {
-        const rest = query.terms.filter((_, j) => j !== i);
-        for (const r of store.ftsMatch(this.#sql, ftsAll(rest, "name"), pool / 2)) add(r.id, r.bm25, true);
+  #candidates(query: ParsedQuery): { candidates: Map<number, CandidateInfo>; nameMatches: boolean } {
+    const byName: store.MatchSource = /\s/.test(query.lower) ? { kind: "exact", lower: query.lower } : { kind: "prefix", prefix: query.lower };
+    let rows: store.RankRow[] = [];
+    let nameMatches = false;
+    if (query.dotted) {
+      // A dotted query that reaches its path is answered from the path index; full-text
+      // matches of its words would only rank below the path matches.
+      rows = store.matchOptions(this.#sql, [byName]);
+      if (!rows.length) rows = this.#dottedCandidates(query.lower.split("."));
+      nameMatches = rows.length > 0;
+    }
+    if (!rows.length && query.terms.length) {
+      const sources: store.MatchSource[] = [byName, { kind: "fts", match: ftsAll(query.terms), partial: false }];
+      // Names holding all words but one (`programs.git.signing.format` for `programs git signing
+      // key`): an OR of one AND per left-out word, not an OR over common words.
+      if (query.terms.length >= 3 && query.terms.length <= 6) {
+        const allButOne = query.terms.map((_, i) => `(${ftsAll(query.terms.filter((_, j) => j !== i), "name")})`);
+        sources.push({ kind: "fts", match: allButOne.join(" OR "), partial: true });
       }
+      rows = store.matchOptions(this.#sql, sources);
+      // Any-word matching is the last resort of a free-text query that nothing else matched (it
+      // reads every row holding any of the words); a dotted path is not free text.
+      if (!rows.length && query.terms.length > 1 && !query.dotted) rows = store.matchOptions(this.#sql, [{ kind: "fts", match: ftsAny(query.terms), partial: true }]);
+      nameMatches = rows.length > 0 && store.ftsHasMatch(this.#sql, ftsAll(query.terms, "name"));
+    } else if (!rows.length) {
+      rows = store.matchOptions(this.#sql, [byName]);
+      nameMatches = rows.length > 0;
     }
-    // Any-word matching is the last resort of a free-text query that nothing else matched (it
-    // scans every row holding any of the words); a dotted path is not free text.
-    if (candidates.size === 0 && query.terms.length > 1 && !query.dotted) {
-      const any = ftsAny(query.terms);
-      for (const r of store.ftsMatch(this.#sql, any, pool)) add(r.id, r.bm25, true);
-      total = store.ftsCount(this.#sql, any);
-    }
-    return { candidates, total: Math.max(total, candidates.size), nameMatches: inName.length };
+    const candidates = new Map<number, CandidateInfo>();
+    for (const r of rows) candidates.set(r.id, { name: r.name, loc: r.loc, bm25: r.bm25, anyOnly: r.partial === 1 });
+    return { candidates, nameMatches };
   }
-
 }
