@@ -170,6 +170,14 @@ describe("ranking on the real data", () => {
     expect(deep.status).toBe(400);
   });
 
+  it("reads the initials of long words as a name segment: `automatic garbage collection` → nix.gc.automatic", async () => {
+    expect((await names("automatic garbage collection"))[0]).toMatch(/^nix\.gc\.automatic$/);
+  });
+
+  it("prefers the description that holds the words as typed: `tap to click` → trackpad.Clicking", async () => {
+    expect((await names("tap to click"))[0]).toBe("system.defaults.trackpad.Clicking");
+  });
+
   it("puts the enable option of a hyphenated module first for its words", async () => {
     expect((await names("gpg agent", "&namespace=home-manager"))[0]).toBe("services.gpg-agent.enable");
     expect((await names("screen locker", "&namespace=home-manager"))[0]).toBe("services.screen-locker.enable");

@@ -38,10 +38,14 @@ export interface Candidate {
   anyOnly: boolean;
   /** Cosine similarity of the option's embedding to the query's (0 when not among the nearest). */
   vector: number;
+  /** Its text holds the query's words as a phrase (only asked for queries of several words). */
+  phrase?: boolean;
 }
 
 /** Weight of embedding similarity among description matches (tuned on bench/relevance). */
 export const VECTOR_WEIGHT = 200;
+/** Bonus among description matches for holding the query as a phrase (tuned on bench/relevance). */
+export const PHRASE_BONUS = 100;
 
 const ENTRY_ROOTS = new Map([["programs", 15], ["services", 15], ["plugins", 8]]);
 
@@ -77,8 +81,31 @@ export function matchesPath(querySegments: readonly string[], loc: readonly stri
   return false;
 }
 
-function termsInName(terms: readonly string[], words: readonly string[]): boolean {
-  return terms.every((t) => words.some((w) => w.startsWith(t)));
+/**
+ * The name word `w` is the term `t` or an inflection of it (`click` → `clicking`, `package` →
+ * `packages`). Only that way round: `scrolling` does not make every `scroll` option a match.
+ */
+function sameWord(t: string, w: string): boolean {
+  if (w === t) return true;
+  if (t.length < 4 || !w.startsWith(t)) return false;
+  return w === `${t}s` || w === `${t}es` || markPrefix(w) === markPrefix(t);
+}
+
+/**
+ * How well the option's name holds each query term: 1 for a whole word (or an inflection of
+ * it, or a run of terms whose initials are a whole segment: `garbage collection` ↔ `gc`),
+ * 0.5 for the start of a name word (`git` in `gitui`), 0 for absent.
+ */
+export function termCover(q: ParsedQuery, features: NameFeatures): number[] {
+  const { words, segs } = features;
+  const cover = q.terms.map((t) => (words.some((w) => sameWord(t, w)) ? 1 : words.some((w) => w.startsWith(t)) ? 0.5 : 0));
+  for (const a of q.acronyms) {
+    if (!segs.includes(a.initials)) continue;
+    q.terms.forEach((t, i) => {
+      if (a.terms.includes(t)) cover[i] = 1;
+    });
+  }
+  return cover;
 }
 
 /** The option is a proper, declared prefix of the dotted query (placeholders accept any segment). */
@@ -87,7 +114,7 @@ export function isAncestor(querySegments: readonly string[], loc: readonly strin
   return loc.every((seg, i) => isPlaceholder(seg) || seg.toLowerCase() === querySegments[i]);
 }
 
-export function classify(q: ParsedQuery, c: Candidate, words: readonly string[] = nameWords(c.loc)): SearchHit["match"] {
+export function classify(q: ParsedQuery, c: Candidate, cover: readonly number[] = termCover(q, c.features ?? nameFeatures(c.loc))): SearchHit["match"] {
   const lower = c.name.toLowerCase();
   if (lower === q.lower) return "exact";
   if (q.dotted) {
@@ -95,7 +122,7 @@ export function classify(q: ParsedQuery, c: Candidate, words: readonly string[] 
     if (matchesPath(segs, c.loc, true) || matchesPath(segs, c.loc, false)) return "prefix";
     if (isAncestor(segs, c.loc)) return "ancestor";
   }
-  if (q.terms.length && termsInName(q.terms, words)) return "name";
+  if (q.terms.length && cover.every((x) => x > 0)) return "name";
   return "text";
 }
 
@@ -107,8 +134,8 @@ function relevance(bm25: number | null): number {
 
 export function score(q: ParsedQuery, c: Candidate): { score: number; match: SearchHit["match"] } {
   const features = c.features ?? nameFeatures(c.loc);
-  const words = features.words;
-  const kind = classify(q, c, words);
+  const cover = termCover(q, features);
+  const kind = classify(q, c, cover);
   const tier = TIER[kind];
   let within = 100 * relevance(c.bm25);
   if (kind === "text") {
@@ -116,8 +143,11 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
     // matched whole counts 1, as a prefix of a name word 0.5: `git` in `gitui`); matching every
     // word somewhere (name, description, type, module) adds a little, and much more for a
     // module's `enable`, whose description then describes the module asked about.
-    const coverage = q.terms.reduce((n, t) => n + (words.includes(t) ? 1 : words.some((w) => w.startsWith(t)) ? 0.5 : 0), 0);
+    const coverage = cover.reduce((n, x) => n + x, 0);
     if (q.terms.length) within += (400 * coverage) / q.terms.length;
+    // The description holds the words as typed, side by side ("Whether to enable trackpad tap
+    // to click" for `tap to click`).
+    if (c.phrase) within += PHRASE_BONUS;
     if (!c.anyOnly) {
       within += 30;
       // "Whether to enable the Dunst notification daemon." for `notification daemon`.
@@ -126,7 +156,7 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
     within += VECTOR_WEIGHT * Math.max(0, c.vector);
   } else {
     // Words matched whole (a segment, or a word of one: `gpg` in `gpg-agent`) beat prefixes.
-    const whole = q.terms.filter((t) => words.includes(t)).length;
+    const whole = cover.filter((x) => x === 1).length;
     within += q.terms.length ? (300 * whole) / q.terms.length : 0;
     // The entry point of a module: `programs.git.enable` for `git`, `services.gpg-agent.enable`
     // for `gpg agent`, `services.nginx.enable` for `services.nginx`.

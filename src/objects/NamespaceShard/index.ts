@@ -15,7 +15,7 @@ import { ApiError, rpcResult as rpc, type RpcResult } from "../../shared/errors.
 import { LIMITS } from "../../shared/limits.ts";
 import { locKey, parseOptionName } from "../../shared/optionName.ts";
 import { NameVocabulary } from "../../shared/fuzzy.ts";
-import { correctQuery, ftsAll, ftsAny, parseQuery, type ParsedQuery } from "../../shared/query.ts";
+import { correctQuery, ftsAcronym, ftsAll, ftsAny, ftsPhrase, parseQuery, type ParsedQuery } from "../../shared/query.ts";
 import { nameFeatures, score, snippet, type NameFeatures } from "../../shared/rank.ts";
 import { namespaceName, zodIssues } from "../../shared/schemas.ts";
 import { ingestRequestSchema } from "../../shared/shardSchemas.ts";
@@ -60,6 +60,7 @@ interface CandidateInfo {
   bm25: number | null;
   anyOnly: boolean;
   vector?: number;
+  phrase?: boolean;
 }
 
 /** A candidate's place in the ranking, before its row is read for the page. */
@@ -75,7 +76,7 @@ interface RankedCandidate {
 
 function rateCandidate(asked: ParsedQuery, info: CandidateInfo, features: NameFeatures, penalty: number): Omit<RankedCandidate, "id"> {
   const loc = features.loc;
-  const s = score(asked, { name: info.name, loc, features, bm25: info.bm25, anyOnly: info.anyOnly, vector: info.vector ?? 0 });
+  const s = score(asked, { name: info.name, loc, features, bm25: info.bm25, anyOnly: info.anyOnly, vector: info.vector ?? 0, phrase: info.phrase === true });
   const out: Omit<RankedCandidate, "id"> = { name: info.name, loc: [...loc], score: s.score - penalty, match: s.match };
   if (s.match === "ancestor") out.rest = asked.lower.split(".").slice(loc.length);
   return out;
@@ -651,7 +652,10 @@ export class NamespaceShard extends DurableObject<Env> {
       nameMatches = rows.length > 0;
     }
     if (!rows.length && query.terms.length) {
-      const sources: store.MatchSource[] = [byName, { kind: "fts", match: ftsAll(query.terms), partial: false }];
+      // Every word anywhere, or an acronym of some words in the name and the others
+      // (`automatic garbage collection` → `nix.gc.automatic`).
+      const every = [ftsAll(query.terms), ...query.acronyms.map((a) => ftsAcronym(query.terms, a))];
+      const sources: store.MatchSource[] = [byName, { kind: "fts", match: every.map((m) => `(${m})`).join(" OR "), partial: false }];
       // Names holding all words but one (`programs.git.signing.format` for `programs git signing
       // key`): an OR of one AND per left-out word, not an OR over common words.
       if (query.terms.length >= 3 && query.terms.length <= 6) {
@@ -669,6 +673,12 @@ export class NamespaceShard extends DurableObject<Env> {
     }
     const candidates = new Map<number, CandidateInfo>();
     for (const r of rows) candidates.set(r.id, { name: r.name, loc: r.loc, bm25: r.bm25, anyOnly: r.partial === 1 });
+    if (query.words.length >= 2 && !query.dotted && candidates.size) {
+      for (const id of store.ftsIds(this.#sql, ftsPhrase(query.words))) {
+        const c = candidates.get(id);
+        if (c) c.phrase = true;
+      }
+    }
     return { candidates, nameMatches };
   }
 }

@@ -320,6 +320,11 @@ export function matchOptions(sql: Sql, sources: readonly MatchSource[]): RankRow
     .toArray();
 }
 
+/** Ids of the options that the FTS5 expression matches (removed options included: callers intersect). */
+export function ftsIds(sql: Sql, match: string): Set<number> {
+  return new Set(sql.exec<{ id: number }>("SELECT rowid AS id FROM options_fts WHERE options_fts MATCH ?", match).toArray().map((r) => r.id));
+}
+
 /** Does any option hold the FTS5 expression? */
 export function ftsHasMatch(sql: Sql, match: string): boolean {
   return sql.exec("SELECT 1 FROM options_fts WHERE options_fts MATCH ? LIMIT 1", match).toArray().length > 0;
