@@ -13,6 +13,8 @@ import { parseQuery } from "../shared/query.ts";
 import { mergeRanked } from "../shared/rank.ts";
 import { namespaceName } from "../shared/schemas.ts";
 import type { SearchHit, ShardCounts, ShardSearchResult } from "../shared/types.ts";
+import { fuseRanked } from "../shared/fusion.ts";
+import { QueryRewriter, wantsRewrite, type TextGenerationRunner } from "../shared/rewrite.ts";
 import { remoteNearest, remoteVectors, type RemoteVectorBindings } from "../shared/vectors/remote.ts";
 import { applyMigrations, type Migration } from "./migrations.ts";
 
@@ -29,7 +31,26 @@ const MIGRATIONS: readonly Migration[] = [
       reported_at INTEGER NOT NULL
     ) WITHOUT ROWID;`,
   },
+  {
+    version: 2,
+    name: "query rewrite cache",
+    // Rewrites are cached so that every page of a query is cut from one fused ranking, and a
+    // query costs one model call per TTL.
+    sql: `CREATE TABLE query_rewrites (
+      q TEXT PRIMARY KEY,
+      model TEXT NOT NULL,
+      queries TEXT NOT NULL,
+      created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX query_rewrites_created ON query_rewrites(created_at);`,
+  },
 ];
+
+/** How long a cached rewrite is used, and how many are kept. */
+const REWRITE_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+const REWRITE_CACHE_ROWS = 10_000;
+/** Weight of each rewrite's list against the original query's (1) in the fusion. */
+const REWRITE_WEIGHT = 0.5;
 
 export interface NamespaceEntry extends ShardCounts {
   reportedAt: number;
@@ -83,6 +104,13 @@ export interface SearchResponse {
    * and Vectorize (`ok`, `error`, `timeout`; the last two make the answer partial).
    */
   vectors: "local" | "ok" | "error" | "timeout";
+  /**
+   * Query rewriting (Workers AI text generation, when `AI` is bound and `QUERY_REWRITE` is `on`):
+   * `off`; `skipped` (the query's own words already match names); `ok` with the keyword queries
+   * fused into the answer; `none` (the model had nothing to add); `timeout` / `error` (the
+   * answer is the original query's).
+   */
+  rewrite: { status: "off" | "skipped" | "ok" | "none" | "timeout" | "error"; queries: string[] };
 }
 
 /** Nearest options per query asked of Vectorize (its limit with metadata). */
@@ -164,12 +192,28 @@ export class SearchCoordinator extends DurableObject<Env> {
     const remote = remoteVectors(this.env as RemoteVectorBindings);
     // Shards use vectors only for several-word free text, so only such queries pay for the embedding.
     const nearest = remote && !query.dotted && query.terms.length >= 2 ? await remoteNearest(remote, query.raw, chosen, VECTOR_TOP_K, budget) : null;
-    const results = await Promise.all(
-      chosen.map((ns) => this.#askShard(ns, query.raw, window + 1, budget, nearest ? (nearest.byNamespace.get(ns) ?? {}) : undefined)),
-    );
+    const rewriter = this.#rewriter();
+    const rewriting = rewriter && wantsRewrite(query.raw) ? this.#rewrites(rewriter, query.raw) : null;
+    const ask = (q: string) =>
+      Promise.all(chosen.map((ns) => this.#askShard(ns, q, window + 1, budget, nearest ? (nearest.byNamespace.get(ns) ?? {}) : undefined)));
+    const results = await ask(query.raw);
     const ok = results.filter((r): r is ShardStatus & { result: ShardSearchResult } => r.status === "ok" && !!r.result);
-    const merged = mergeRanked(ok.map((r) => r.result.hits));
-    const total = ok.reduce((sum, r) => sum + r.result.total, 0);
+    let merged = mergeRanked(ok.map((r) => r.result.hits));
+    let rewrite: SearchResponse["rewrite"] = { status: "off", queries: [] };
+    if (rewriting) {
+      // Only a description of what the user wants is rewritten: when the words already match
+      // option names, the answer stands (and the model's answer is still cached for later).
+      if (merged[0] && merged[0].match !== "text") rewrite = { status: "skipped", queries: [] };
+      else {
+        rewrite = await rewriting;
+        if (rewrite.status === "ok") {
+          const extra = await Promise.all(rewrite.queries.map(ask));
+          const lists = extra.map((rs) => ({ hits: mergeRanked(rs.flatMap((r) => (r.status === "ok" && r.result ? [r.result.hits] : []))), weight: REWRITE_WEIGHT }));
+          merged = fuseRanked([{ hits: merged, weight: 1 }, ...lists]);
+        }
+      }
+    }
+    const total = Math.max(ok.reduce((sum, r) => sum + r.result.total, 0), merged.length);
     const hits = merged.slice(offset, window);
     const more = merged.length > window;
     return {
@@ -179,6 +223,7 @@ export class SearchCoordinator extends DurableObject<Env> {
       nextCursor: more && window < LIMITS.maxSearchDepth ? encodeCursor(scope ? { o: window, q: query.raw, n: scope } : { o: window, q: query.raw }) : null,
       partial: results.some((r) => r.status !== "ok") || (nearest !== null && nearest.status !== "ok"),
       vectors: nearest ? nearest.status : "local",
+      rewrite,
       shards: results.map(({ namespace, status, total, ms, result }) => {
         const entry: ShardStatus = { namespace, status, total, ms };
         if (result?.corrections) entry.corrections = result.corrections;
@@ -187,6 +232,52 @@ export class SearchCoordinator extends DurableObject<Env> {
       facets: { namespace: Object.fromEntries(ok.map((r) => [r.namespace, r.result.total])) },
       corrections: agreedCorrections(ok.map((r) => r.result)),
     };
+  }
+
+  /** The query rewriter, when Workers AI is bound and rewriting is switched on. */
+  #rewriter(): QueryRewriter | null {
+    const ai = (this.env as { AI?: TextGenerationRunner }).AI;
+    if (!ai || String(this.env.QUERY_REWRITE) !== "on") return null;
+    return new QueryRewriter(ai, String(this.env.QUERY_REWRITE_MODEL) || undefined);
+  }
+
+  /**
+   * Keyword rewrites of `q`: from the cache, else from the model within
+   * `QUERY_REWRITE_TIMEOUT_MS`. Started beside the original query's fan-out, so waiting for it
+   * costs only what the model takes beyond the shards.
+   */
+  async #rewrites(rewriter: QueryRewriter, q: string): Promise<SearchResponse["rewrite"]> {
+    const now = Date.now();
+    const cached = this.#sql
+      .exec<{ queries: string }>("SELECT queries FROM query_rewrites WHERE q = ? AND model = ? AND created_at > ?", q, rewriter.model, now - REWRITE_TTL_MS)
+      .toArray()[0];
+    if (cached) {
+      const queries = JSON.parse(cached.queries) as string[];
+      return { status: queries.length ? "ok" : "none", queries };
+    }
+    const budget = Number(this.env.QUERY_REWRITE_TIMEOUT_MS) || 800;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), budget);
+    });
+    try {
+      const queries = await Promise.race([rewriter.rewrite(q), timeout]);
+      if (queries === "timeout") return { status: "timeout", queries: [] };
+      this.#sql.exec(
+        "INSERT INTO query_rewrites (q, model, queries, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(q) DO UPDATE SET model = excluded.model, queries = excluded.queries, created_at = excluded.created_at",
+        q, rewriter.model, JSON.stringify(queries), now,
+      );
+      this.#sql.exec(
+        "DELETE FROM query_rewrites WHERE q IN (SELECT q FROM query_rewrites ORDER BY created_at DESC LIMIT -1 OFFSET ?)",
+        REWRITE_CACHE_ROWS,
+      );
+      return { status: queries.length ? "ok" : "none", queries };
+    } catch (err) {
+      console.error("search-coordinator: query rewrite failed", String(err));
+      return { status: "error", queries: [] };
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
   }
 
   async #askShard(namespace: string, q: string, window: number, budget: number, vectorHits?: Record<string, number>): Promise<ShardStatus & { result?: ShardSearchResult }> {
