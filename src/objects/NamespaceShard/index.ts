@@ -484,11 +484,14 @@ export class NamespaceShard extends DurableObject<Env> {
       if (ns === null || ns !== namespace) return { namespace, hits: [], total: 0 };
       const query = parseQuery(q);
       const want = Math.min(Math.max(1, Math.trunc(window)), LIMITS.maxSearchDepth + 1);
-      const { candidates, nameMatches } = this.#candidates(query);
+      const candidates = this.#candidates(query);
       // When no option holds all the words of a several-word query in its name (a description
       // of what the user wants), options near the query by embedding join the candidates and
       // their similarity becomes a ranking signal. Name queries do not pay for the vector scan.
-      if (!query.dotted && query.terms.length >= 2 && !nameMatches && candidates.size < VECTOR_WHEN_CANDIDATES_BELOW) {
+      if (
+        !query.dotted && query.terms.length >= 2 && candidates.size < VECTOR_WHEN_CANDIDATES_BELOW &&
+        !store.ftsHasMatch(this.#sql, ftsAll(query.terms, "name"))
+      ) {
         // Embedded from the folded words, so `extraDep` and `extradep` are the same query.
         const near = vectorHits ? this.#idsOfNamed(vectorHits) : this.#nearest(query.terms.join(" "));
         const close = [...near].filter(([, similarity]) => similarity >= VECTOR_MIN_SIMILARITY);
@@ -504,7 +507,7 @@ export class NamespaceShard extends DurableObject<Env> {
       // A dotted query that reached its path has nothing to correct (`age.secrets.mysecret.owner`).
       const { corrections, unknown } = query.dotted && candidates.size > 0 ? { corrections: new Map<string, string>(), unknown: [] } : this.#typoCorrections(query);
       const corrected = corrections.size ? parseQuery(correctQuery(query.raw, corrections)) : null;
-      const fuzzy = corrected ? this.#candidates(corrected).candidates : new Map<number, CandidateInfo>();
+      const fuzzy = corrected ? this.#candidates(corrected) : new Map<number, CandidateInfo>();
 
       // Every match is ranked (no cut-off before ranking); only the page's rows are read whole.
       // An option found both ways keeps whichever reading ranks it higher.
@@ -636,20 +639,18 @@ export class NamespaceShard extends DurableObject<Env> {
 
   /**
    * Every option that matches the query, with its best bm25 and whether only a partial match
-   * found it, and whether some option holds every word in its name. The rules do not depend
+   * found it. The rules do not depend
    * on the page asked for, so every page of a query is cut from the same ranking: no repeats,
    * no gaps, one total.
    */
-  #candidates(query: ParsedQuery): { candidates: Map<number, CandidateInfo>; nameMatches: boolean } {
+  #candidates(query: ParsedQuery): Map<number, CandidateInfo> {
     const byName: store.MatchSource = /\s/.test(query.lower) ? { kind: "exact", lower: query.lower } : { kind: "prefix", prefix: query.lower };
     let rows: store.RankRow[] = [];
-    let nameMatches = false;
     if (query.dotted) {
       // A dotted query that reaches its path is answered from the path index; full-text
       // matches of its words would only rank below the path matches.
       rows = store.matchOptions(this.#sql, [byName]);
       if (!rows.length) rows = this.#dottedCandidates(query.lower.split("."));
-      nameMatches = rows.length > 0;
     }
     if (!rows.length && query.terms.length) {
       // Every word anywhere, or an acronym of some words in the name and the others
@@ -666,10 +667,8 @@ export class NamespaceShard extends DurableObject<Env> {
       // Any-word matching is the last resort of a free-text query that nothing else matched (it
       // reads every row holding any of the words); a dotted path is not free text.
       if (!rows.length && query.terms.length > 1 && !query.dotted) rows = store.matchOptions(this.#sql, [{ kind: "fts", match: ftsAny(query.terms), partial: true }]);
-      nameMatches = rows.length > 0 && store.ftsHasMatch(this.#sql, ftsAll(query.terms, "name"));
     } else if (!rows.length) {
       rows = store.matchOptions(this.#sql, [byName]);
-      nameMatches = rows.length > 0;
     }
     const candidates = new Map<number, CandidateInfo>();
     for (const r of rows) candidates.set(r.id, { name: r.name, loc: r.loc, bm25: r.bm25, anyOnly: r.partial === 1 });
@@ -679,6 +678,6 @@ export class NamespaceShard extends DurableObject<Env> {
         if (c) c.phrase = true;
       }
     }
-    return { candidates, nameMatches };
+    return candidates;
   }
 }
