@@ -178,6 +178,11 @@ describe("ranking on the real data", () => {
     expect((await names("tap to click"))[0]).toBe("system.defaults.trackpad.Clicking");
   });
 
+  it("prefers the name made of the words asked for over one with more words besides them", async () => {
+    expect((await names("home session variables", "&namespace=home-manager"))[0]).toBe("home.sessionVariables");
+    expect((await names("tmux", "&namespace=home-manager"))[0]).toBe("programs.tmux.enable");
+  });
+
   it("puts the enable option of a hyphenated module first for its words", async () => {
     expect((await names("gpg agent", "&namespace=home-manager"))[0]).toBe("services.gpg-agent.enable");
     expect((await names("screen locker", "&namespace=home-manager"))[0]).toBe("services.screen-locker.enable");

@@ -94,6 +94,7 @@ describe("queries and ranking helpers", () => {
     // Not the other way round: `scrolling` is not every `scroll` option.
     expect(cover("natural scrolling", ["system", "defaults", "NSGlobalDomain", "AppleShowScrollBars"])).toEqual([0, 0]);
     expect(cover("git", ["programs", "gitui", "enable"])).toEqual([0.5]);
+    expect(nameFeatures(["home", "sessionSearchVariables"]).parts).toEqual(["session", "search", "variables"]);
     // An acronym must be a whole segment, not a piece of a word.
     expect(cover("garbage collection", ["programs", "gcc", "enable"])).toEqual([0, 0]);
   });

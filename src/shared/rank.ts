@@ -7,7 +7,7 @@
  */
 import { isPlaceholder } from "./optionName.ts";
 import type { ParsedQuery } from "./query.ts";
-import { foldSegment, nameWords } from "./tokenize.ts";
+import { foldSegment, nameWords, segmentWords } from "./tokenize.ts";
 import type { SearchHit } from "./types.ts";
 
 /** The words of an option's name that ranking compares with the query, computed once per option. */
@@ -19,11 +19,17 @@ export interface NameFeatures {
   segs: readonly string[];
   /** `nameWords` of the parent path, for an `enable` option (the module it switches on). */
   parentWords: readonly string[] | null;
+  /** The camelCase / punctuation parts of the segments below the root (`home`, `programs`, …), without whole-segment folds. */
+  parts: readonly string[];
 }
 
 export function nameFeatures(loc: readonly string[]): NameFeatures {
   const parentWords = loc[loc.length - 1] === "enable" && !loc.some(isPlaceholder) ? nameWords(loc.slice(0, -1)) : null;
-  return { loc, words: nameWords(loc), segs: loc.map(foldSegment), parentWords };
+  const parts = loc.slice(1).flatMap((seg) => {
+    const w = segmentWords(seg);
+    return w.length > 1 ? w.slice(0, -1) : w;
+  });
+  return { loc, words: nameWords(loc), segs: loc.map(foldSegment), parentWords, parts };
 }
 
 /** What ranking reads of an option: its name and path, and how the query found it. */
@@ -44,6 +50,8 @@ export interface Candidate {
 
 /** Weight of embedding similarity among description matches (tuned on bench/relevance). */
 export const VECTOR_WEIGHT = 200;
+/** Weight of the share of a name's words that the query asked for, in the name tiers. */
+export const PRECISION_WEIGHT = 80;
 /** Bonus among description matches for holding the query as a phrase (tuned on bench/relevance). */
 export const PHRASE_BONUS = 100;
 
@@ -184,6 +192,13 @@ export function score(q: ParsedQuery, c: Candidate): { score: number; match: Sea
     }
     // The deepest declared ancestor is the most specific answer.
     if (kind === "ancestor") within += 40 * c.loc.length;
+    // A name made of the words asked for beats one with more words besides them
+    // (`home session variables` → `home.sessionVariables` before `home.sessionSearchVariables`).
+    const { parts } = features;
+    if (parts.length && q.terms.length) {
+      const asked = parts.filter((p) => q.terms.some((t) => sameWord(t, p))).length;
+      within += (PRECISION_WEIGHT * asked) / parts.length;
+    }
   }
   within += Math.max(0, 120 - 10 * c.loc.length);
   within = Math.min(999, within);
