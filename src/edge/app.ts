@@ -6,6 +6,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { ApiError } from "../shared/errors.ts";
 import type { AppEnv } from "./env.ts";
 import { errorResponse, notFound, onError } from "./middleware/errors.ts";
+import { admin } from "./routes/admin.ts";
 import { namespaces } from "./routes/namespaces.ts";
 import { search } from "./routes/search.ts";
 import { stats } from "./routes/stats.ts";
@@ -24,9 +25,11 @@ export function createApp(): Hono<AppEnv> {
   app.onError(onError);
   app.notFound(notFound);
 
-  // The API has reads (GET/HEAD) and ingest (POST); other methods are refused as such, not as 404s.
+  // Admin routes come first: revoking a key is the API's one DELETE.
+  app.route("/api/v1/admin", admin);
+  // Otherwise the API has reads (GET/HEAD) and writes (POST); other methods are refused as such, not as 404s.
   app.on(["PUT", "PATCH", "DELETE"], "/api/v1/*", (c) => {
-    c.header("Allow", "GET, HEAD, POST");
+    c.header("Allow", /^\/api\/v1\/admin\/keys\/[^/]+$/.test(c.req.path) ? "DELETE" : "GET, HEAD, POST");
     return errorResponse(c, new ApiError(405, "method_not_allowed", `${c.req.method} is not supported on ${new URL(c.req.url).pathname}`));
   });
   app.get("/api/v1/health", (c) => c.json({ ok: true }));
