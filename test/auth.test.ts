@@ -7,6 +7,8 @@ import { exportJWK, generateKeyPair, createLocalJWKSet, SignJWT, type JWK } from
 import { env, runInDurableObject } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useAccessKeySet } from "../src/edge/middleware/auth.ts";
+import { apiKeyIdOf, authorize, bearerToken, keyExpiry, newApiKey, type Principal } from "../src/shared/auth.ts";
+import { accessIssuer, accessRole } from "../src/shared/authTokens.ts";
 import { keyStore } from "../src/edge/stubs.ts";
 import { ADMIN, api, bearer, createKey, dataFile, json, postBatch, postBatchAs, storeTotals } from "./helpers.ts";
 
@@ -136,7 +138,7 @@ describe("API keys", () => {
   });
 
   it("validate key creation and keep admin routes for unscoped admins", async () => {
-    const post = (body: unknown, headers = ADMIN) =>
+    const post = (body: unknown, headers: Record<string, string> = ADMIN) =>
       api("/api/v1/admin/keys", { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(body) });
     for (const bad of [
       {},
@@ -298,5 +300,47 @@ describe("Cloudflare Access tokens (RS256 from the team's JWKS)", () => {
       const body = await expectRefusedWrite(assertion(token), 401);
       expect(body.error.message, what).toMatch(/^Cloudflare Access: /);
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("the rules themselves", () => {
+  it("rank roles, check scopes, and keep unscoped admin actions for unscoped callers", () => {
+    const writer: Principal = { kind: "api-key", id: "k", role: "write", namespaces: ["agenix"] };
+    expect(authorize({ ...writer, namespaces: undefined }, "read")).toEqual({ ok: true });
+    expect(authorize(writer, "write", "agenix")).toEqual({ ok: true });
+    expect(authorize(writer, "write", "disko")).toMatchObject({ ok: false, reason: "scope" });
+    expect(authorize(writer, "write")).toMatchObject({ ok: false, reason: "scope" });
+    expect(authorize(writer, "admin", "agenix")).toMatchObject({ ok: false, reason: "role" });
+    expect(authorize({ kind: "jwt", id: "a", role: "admin" }, "write", "anything")).toEqual({ ok: true });
+  });
+
+  it("format keys with a lookup id and 256 random bits, and parse only well-formed ones", () => {
+    const a = newApiKey();
+    const b = newApiKey();
+    expect(a.key).not.toBe(b.key);
+    expect(apiKeyIdOf(a.key)).toBe(a.id);
+    for (const bad of [a.key + "x", a.key.slice(0, -1), a.key.replace("ndk_", "ndx_"), a.key.toUpperCase(), ""]) expect(apiKeyIdOf(bad), bad).toBeNull();
+    expect(bearerToken(undefined)).toBeNull();
+    expect(bearerToken("bearer abc")).toBe("abc");
+    expect(bearerToken("Bearer a b")).toBeUndefined();
+    expect(bearerToken("Basic abc")).toBeUndefined();
+  });
+
+  it("compute expiry from a ttl or a date, refusing the past and more than five years", () => {
+    const t = 1_700_000_000_000;
+    expect(keyExpiry({}, t)).toBeNull();
+    expect(keyExpiry({ ttlSeconds: 60 }, t)).toBe(t + 60_000);
+    expect(keyExpiry({ expiresAt: t + 1 }, t)).toBe(t + 1);
+    expect(keyExpiry({ expiresAt: t }, t)).toEqual({ error: "expiresAt is in the past" });
+    expect(keyExpiry({ expiresAt: t + 6 * 366 * 86_400_000 }, t)).toMatchObject({ error: expect.stringMatching(/five years/) });
+  });
+
+  it("derive the Access issuer from the team domain and default the Access role to write", () => {
+    for (const domain of ["acme", "acme.cloudflareaccess.com", "https://acme.cloudflareaccess.com/"]) expect(accessIssuer(domain)).toBe("https://acme.cloudflareaccess.com");
+    expect(accessRole(undefined)).toBe("write");
+    expect(accessRole("read")).toBe("read");
+    expect(accessRole("root")).toBe("write");
   });
 });

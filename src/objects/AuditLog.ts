@@ -6,9 +6,7 @@
  * @module
  */
 import { DurableObject } from "cloudflare:workers";
-import { auditQuery, auditRecord, type ActorKind, type AuditEntry, type AuditPage, type AuditQuery, type AuditRecord } from "../shared/audit.ts";
-import { decodeCursor, encodeCursor } from "../shared/cursor.ts";
-import { ApiError, rpcResult, type RpcResult } from "../shared/errors.ts";
+import { auditCursor, auditRecord, auditSearch, type ActorKind, type AuditEntry, type AuditPage, type AuditRecord, type AuditSearch } from "../shared/audit.ts";
 import { applyMigrations, type Migration } from "./migrations.ts";
 
 const MIGRATIONS: readonly Migration[] = [
@@ -104,32 +102,26 @@ export class AuditLog extends DurableObject<Env> {
       .one().id;
   }
 
-  /** Entries newest first, filtered; the cursor continues below the last entry of the page. */
-  query(input: AuditQuery): Promise<RpcResult<AuditPage>> {
-    return rpcResult(() => {
-      const q = auditQuery.parse(input);
-      const where: string[] = [];
-      const params: SqlStorageValue[] = [];
-      const add = (clause: string, value: SqlStorageValue) => {
-        where.push(clause);
-        params.push(value);
-      };
-      if (q.cursor) {
-        const before = decodeCursor(q.cursor).b;
-        if (typeof before !== "number" || !Number.isInteger(before) || before < 0) throw new ApiError(400, "bad_request", "the cursor is not one this API issued");
-        add("id < ?", before);
-      }
-      if (q.actor !== undefined) add("actor_id = ?", q.actor);
-      if (q.actorKind !== undefined) add("actor_kind = ?", q.actorKind);
-      if (q.action !== undefined) add("action = ?", q.action);
-      if (q.namespace !== undefined) add("namespace = ?", q.namespace);
-      if (q.from !== undefined) add("at >= ?", q.from);
-      if (q.to !== undefined) add("at <= ?", q.to);
-      const rows = this.#sql
-        .exec<EntryRow>(`SELECT * FROM audit_entries ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`, ...params, q.limit + 1)
-        .toArray();
-      const items = rows.slice(0, q.limit).map(toEntry);
-      return { items, nextCursor: rows.length > q.limit ? encodeCursor({ b: items.at(-1)!.id }) : null };
-    });
+  /** Entries newest first, filtered; the next cursor continues below the last entry of the page. */
+  query(input: AuditSearch): AuditPage {
+    const q = auditSearch.parse(input);
+    const where: string[] = [];
+    const params: SqlStorageValue[] = [];
+    const add = (clause: string, value: SqlStorageValue) => {
+      where.push(clause);
+      params.push(value);
+    };
+    if (q.before !== undefined) add("id < ?", q.before);
+    if (q.actor !== undefined) add("actor_id = ?", q.actor);
+    if (q.actorKind !== undefined) add("actor_kind = ?", q.actorKind);
+    if (q.action !== undefined) add("action = ?", q.action);
+    if (q.namespace !== undefined) add("namespace = ?", q.namespace);
+    if (q.from !== undefined) add("at >= ?", q.from);
+    if (q.to !== undefined) add("at <= ?", q.to);
+    const rows = this.#sql
+      .exec<EntryRow>(`SELECT * FROM audit_entries ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`, ...params, q.limit + 1)
+      .toArray();
+    const items = rows.slice(0, q.limit).map(toEntry);
+    return { items, nextCursor: rows.length > q.limit ? auditCursor(items.at(-1)!.id) : null };
   }
 }

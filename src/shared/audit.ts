@@ -4,6 +4,8 @@
  * request. Shared by the edge that writes and reads it and the `AuditLog` object that stores it.
  * @module
  */
+import { decodeCursor, encodeCursor } from "./cursor.ts";
+import { ApiError } from "./errors.ts";
 import { LIMITS } from "./limits.ts";
 import { namespaceName } from "./schemas.ts";
 import { z } from "./zod.ts";
@@ -65,8 +67,31 @@ export const auditQuery = z
 
 export type AuditQuery = z.infer<typeof auditQuery>;
 
-/** What the object is asked: the filters plus the id to continue below (from the cursor). */
-export type AuditSearch = Omit<AuditQuery, "cursor"> & { before?: number };
+/** What the object is asked: the parsed filters plus the entry id to continue below (from the cursor). */
+export const auditSearch = z.strictObject({
+  actor: z.string().min(1).max(320).optional(),
+  actorKind: z.enum(ACTOR_KINDS).optional(),
+  action: actionName.optional(),
+  namespace: namespaceName.optional(),
+  from: z.number().int().optional(),
+  to: z.number().int().optional(),
+  limit: z.number().int().min(1).max(AUDIT_PAGE_MAX),
+  before: z.number().int().positive().optional(),
+});
+export type AuditSearch = z.infer<typeof auditSearch>;
+
+/** The query as the object takes it: the cursor becomes the id to continue below. */
+export function auditSearchOf(q: AuditQuery): AuditSearch {
+  const { cursor, ...filters } = q;
+  if (cursor === undefined) return filters;
+  const before = decodeCursor(cursor).b;
+  if (typeof before !== "number" || !Number.isInteger(before) || before <= 0) throw new ApiError(400, "bad_request", "the cursor is not one this API issued");
+  return { ...filters, before };
+}
+
+export function auditCursor(lastId: number): string {
+  return encodeCursor({ b: lastId });
+}
 
 export interface AuditPage {
   items: AuditEntry[];

@@ -6,7 +6,7 @@
 import { Hono, type Context } from "hono";
 import { createFactory } from "hono/factory";
 import { apiKeyId, createKeyBody, keyExpiry, newApiKey, sha256, sha256Hex } from "../../shared/auth.ts";
-import { auditQuery } from "../../shared/audit.ts";
+import { auditQuery, auditSearchOf } from "../../shared/audit.ts";
 import { ApiError, unwrap } from "../../shared/errors.ts";
 import { z } from "../../shared/zod.ts";
 import type { AppEnv } from "../env.ts";
@@ -52,5 +52,5 @@ admin.delete("/keys/:id", ...revoke);
 admin.get("/audit", requireRole("admin"), async (c) => {
   const q = parseOr400(auditQuery, c.req.query(), "query");
   await settleAuditWrites();
-  return c.json(unwrap(await auditLog(c.env).query(q)));
+  return c.json(await auditLog(c.env).query(auditSearchOf(q)));
 });
