@@ -3,7 +3,7 @@
  * actor, the action, its target, the outcome, the time, a keyed hash of the client IP and the
  * request id; admins read it newest first, filtered and cursor-paged.
  */
-import { env, runInDurableObject } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { auditLog } from "../src/edge/stubs.ts";
 import { ADMIN, api, bearer, createKey, dataFile, json, postBatchAs } from "./helpers.ts";
@@ -139,5 +139,21 @@ describe("reading the audit log", () => {
     expect((await api("/api/v1/admin/audit")).status).toBe(401);
     const writer = await createKey({ name: "not admin", role: "write" });
     expect((await api("/api/v1/admin/audit", { headers: bearer(writer.key) })).status).toBe(403);
+  });
+});
+
+describe("retention", () => {
+  it("drops entries older than AUDIT_RETENTION_DAYS when the daily alarm runs, and keeps the rest", async () => {
+    const log = auditLog(env);
+    const base = { actorKind: "admin-token", actorId: "admin-token", action: "retention.check", namespace: null, target: null, status: 200, ip: null, requestId: null } as const;
+    const old = await log.record({ ...base, at: Date.now() - 366 * 86_400_000 });
+    const recent = await log.record({ ...base, at: Date.now() - 364 * 86_400_000 });
+    expect(await runInDurableObject(log, (_obj, state) => state.storage.getAlarm())).not.toBeNull();
+    expect(await runDurableObjectAlarm(log)).toBe(true);
+    const kept = (await audit("?action=retention.check")).items.map((e: any) => e.id);
+    expect(kept).toEqual([recent]);
+    expect(kept).not.toContain(old);
+    // The next pass is scheduled.
+    expect(await runInDurableObject(log, (_obj, state) => state.storage.getAlarm())).toBeGreaterThan(Date.now());
   });
 });

@@ -62,9 +62,13 @@ function toEntry(r: EntryRow): AuditEntry {
   };
 }
 
+const DAY_MS = 86_400_000;
+const DEFAULT_RETENTION_DAYS = 365;
+
 export class AuditLog extends DurableObject<Env> {
   readonly #sql: SqlStorage;
   #ipKey: Promise<CryptoKey> | null = null;
+  #pruneScheduled = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -93,13 +97,29 @@ export class AuditLog extends DurableObject<Env> {
   async record(input: AuditRecord): Promise<number> {
     const r = auditRecord.parse(input);
     const ipHash = await this.#ipHash(r.ip);
-    return this.#sql
+    const id = this.#sql
       .exec<{ id: number }>(
         `INSERT INTO audit_entries (at, actor_kind, actor_id, action, namespace, target, status, ip_hash, request_id)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
         r.at, r.actorKind, r.actorId, r.action, r.namespace, r.target, r.status, ipHash, r.requestId,
       )
       .one().id;
+    await this.#schedulePrune();
+    return id;
+  }
+
+  /** Entries older than `AUDIT_RETENTION_DAYS` are dropped once a day, so the log cannot grow forever. */
+  async #schedulePrune(): Promise<void> {
+    if (this.#pruneScheduled) return;
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + DAY_MS);
+    this.#pruneScheduled = true;
+  }
+
+  override async alarm(): Promise<void> {
+    const days = Number(this.env.AUDIT_RETENTION_DAYS);
+    const cutoff = Date.now() - (Number.isFinite(days) && days > 0 ? days : DEFAULT_RETENTION_DAYS) * DAY_MS;
+    this.#sql.exec("DELETE FROM audit_entries WHERE at < ?", cutoff);
+    await this.ctx.storage.setAlarm(Date.now() + DAY_MS);
   }
 
   /** Entries newest first, filtered; the next cursor continues below the last entry of the page. */
