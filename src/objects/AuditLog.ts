@@ -7,6 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { auditCursor, auditRecord, auditSearch, type ActorKind, type AuditEntry, type AuditPage, type AuditRecord, type AuditSearch } from "../shared/audit.ts";
+import { fromHex, toHex } from "../shared/bytes.ts";
 import { applyMigrations, type Migration } from "./migrations.ts";
 
 const MIGRATIONS: readonly Migration[] = [
@@ -81,8 +82,7 @@ export class AuditLog extends DurableObject<Env> {
   #hmacKey(): Promise<CryptoKey> {
     if (!this.#ipKey) {
       const hex = this.#sql.exec<{ value: string }>("SELECT value FROM audit_meta WHERE key = 'ip_hmac_key'").one().value;
-      const bytes = Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16));
-      this.#ipKey = crypto.subtle.importKey("raw", bytes, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+      this.#ipKey = crypto.subtle.importKey("raw", fromHex(hex), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
     }
     return this.#ipKey;
   }
@@ -91,7 +91,7 @@ export class AuditLog extends DurableObject<Env> {
     if (!ip) return null;
     const mac = new Uint8Array(await crypto.subtle.sign("HMAC", await this.#hmacKey(), new TextEncoder().encode(ip)));
     // 128 bits tell addresses apart; the full MAC adds nothing.
-    return Array.from(mac.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+    return toHex(mac.subarray(0, 16));
   }
 
   async record(input: AuditRecord): Promise<number> {

@@ -6,7 +6,9 @@
  * @module
  */
 import { DurableObject } from "cloudflare:workers";
-import { apiKeyId, fromHex, type KeyInfo, role, sameDigest, shouldTouchLastUsed, namespaceScope } from "../shared/auth.ts";
+import { apiKeyId, type KeyInfo, role, shouldTouchLastUsed, namespaceScope } from "../shared/auth.ts";
+import { sameDigest } from "../shared/secrets.ts";
+import { fromHex } from "../shared/bytes.ts";
 import { ApiError, rpcResult, type RpcResult } from "../shared/errors.ts";
 import { z } from "../shared/zod.ts";
 import { applyMigrations, type Migration } from "./migrations.ts";

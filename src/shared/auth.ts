@@ -4,6 +4,7 @@
  * The edge resolves a caller to a `Principal`; `authorize` decides; objects never see secrets.
  * @module
  */
+import { base64url, toHex } from "./bytes.ts";
 import { namespaceName } from "./schemas.ts";
 import { z } from "./zod.ts";
 
@@ -61,51 +62,14 @@ export const API_KEY_PREFIX = "ndk_";
 const API_KEY_PATTERN = /^ndk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 export const apiKeyId = z.string().regex(/^[0-9a-f]{16}$/, "a key id is 16 hexadecimal characters");
 
-export function base64url(bytes: Uint8Array): string {
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 export function newApiKey(): { id: string; key: string } {
-  const id = hex(crypto.getRandomValues(new Uint8Array(8)));
+  const id = toHex(crypto.getRandomValues(new Uint8Array(8)));
   return { id, key: `${API_KEY_PREFIX}${id}_${base64url(crypto.getRandomValues(new Uint8Array(32)))}` };
 }
 
 /** The id part of a well-formed key, or null (then the caller is not presenting an API key). */
 export function apiKeyIdOf(key: string): string | null {
   return API_KEY_PATTERN.exec(key)?.[1] ?? null;
-}
-
-const encoder = new TextEncoder();
-
-export async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
-}
-
-export function sha256Hex(digest: Uint8Array): string {
-  return hex(digest);
-}
-
-export function fromHex(text: string): Uint8Array {
-  const out = new Uint8Array(text.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(text.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
-
-/** Equal-length digests compared without an early exit (`timingSafeEqual` is not constant in length). */
-export function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && crypto.subtle.timingSafeEqual(a, b);
-}
-
-/** Two secrets compared in constant time: both are hashed first, so length does not leak either. */
-export async function sameSecret(a: string, b: string): Promise<boolean> {
-  const [da, db] = await Promise.all([sha256(a), sha256(b)]);
-  return sameDigest(da, db);
 }
 
 /** The token of an `Authorization: Bearer <token>` header; null when absent, `undefined` when malformed. */

@@ -11,7 +11,8 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import { createRemoteJWKSet, type JWTVerifyGetKey } from "jose";
-import { apiKeyIdOf, authorize, bearerToken, sameSecret, sha256, sha256Hex, type KeyInfo, type Principal, type Role } from "../../shared/auth.ts";
+import { apiKeyIdOf, authorize, bearerToken, type KeyInfo, type Principal, type Role } from "../../shared/auth.ts";
+import { sameSecret, sha256Hex } from "../../shared/secrets.ts";
 import { accessIssuer, accessRole, TokenRejected, verifyAccessJwt, verifyBearerJwt } from "../../shared/authTokens.ts";
 import { ApiError, unwrap } from "../../shared/errors.ts";
 import type { AppEnv } from "../env.ts";
@@ -65,7 +66,7 @@ async function resolve(c: Context<AppEnv>): Promise<Principal | null> {
     if (keyId) {
       let key: KeyInfo;
       try {
-        key = unwrap(await keyStore(env).authenticate(keyId, sha256Hex(await sha256(token))));
+        key = unwrap(await keyStore(env).authenticate(keyId, await sha256Hex(token)));
       } catch (err) {
         if (err instanceof ApiError && err.status === 401) throw unauthorized(c, err.message, true, err.details);
         throw err;

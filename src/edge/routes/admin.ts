@@ -5,7 +5,8 @@
  */
 import { Hono, type Context } from "hono";
 import { createFactory } from "hono/factory";
-import { apiKeyId, createKeyBody, keyExpiry, newApiKey, sha256, sha256Hex } from "../../shared/auth.ts";
+import { apiKeyId, createKeyBody, keyExpiry, newApiKey } from "../../shared/auth.ts";
+import { sha256Hex } from "../../shared/secrets.ts";
 import { auditQuery, auditSearchOf } from "../../shared/audit.ts";
 import { ApiError, unwrap } from "../../shared/errors.ts";
 import { z } from "../../shared/zod.ts";
@@ -30,7 +31,7 @@ admin.post("/keys", audited("key.create"), requireRole("admin"), limitBody(), as
   }
   const { id, key } = newApiKey();
   const info = unwrap(
-    await keyStore(c.env).create({ id, keySha256: sha256Hex(await sha256(key)), name: body.name, role: body.role, namespaces: body.namespaces ?? null, expiresAt }),
+    await keyStore(c.env).create({ id, keySha256: await sha256Hex(key), name: body.name, role: body.role, namespaces: body.namespaces ?? null, expiresAt }),
   );
   c.set("auditTarget", id);
   // The only time the key itself is shown: the object keeps its hash alone.
