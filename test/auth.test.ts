@@ -155,7 +155,11 @@ describe("API keys", () => {
       expectError(await json(res), "validation_failed");
     }
     const writer = await createKey({ name: "w", role: "write" });
+    const keyCount = async () => (await json(await api("/api/v1/admin/keys", { headers: ADMIN }))).items.length;
+    const keysBefore = await keyCount();
     expect((await post({ name: "y", role: "read" }, bearer(writer.key))).status).toBe(403);
+    expect((await post({ name: "y", role: "read" }, {})).status).toBe(401);
+    expect(await keyCount()).toBe(keysBefore);
     expect((await api("/api/v1/admin/keys", { headers: bearer(writer.key) })).status).toBe(403);
     expect((await api("/api/v1/admin/audit", { headers: bearer(writer.key) })).status).toBe(403);
     expect((await api("/api/v1/admin/keys")).status).toBe(401);
