@@ -54,7 +54,10 @@ describe("API keys", () => {
     expect(created.key).toContain(created.id);
     expect(created).toMatchObject({ name: "ci ingest", role: "write", namespaces: ["agenix"], expiresAt: null, revokedAt: null, lastUsedAt: null });
 
-    const list = await json(await api("/api/v1/admin/keys", { headers: ADMIN }));
+    const listed200 = await api("/api/v1/admin/keys", { headers: ADMIN });
+    expect(listed200.headers.get("cache-control")).toBe("no-store");
+    expect(listed200.headers.get("etag")).toBeNull();
+    const list = await json(listed200);
     const listed = list.items.find((k: any) => k.id === created.id);
     expect(Object.keys(listed).sort()).toEqual(["createdAt", "expiresAt", "id", "lastUsedAt", "name", "namespaces", "revokedAt", "role"]);
     const secret = created.key.split("_").pop()!;

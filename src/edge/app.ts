@@ -16,12 +16,14 @@ export function createApp(): Hono<AppEnv> {
   app.use(requestId({ headerName: "X-Request-Id" }));
   app.use(secureHeaders());
   // Reads revalidate cheaply: an unchanged answer is a 304 (data changes only on ingest).
+  // Admin answers (keys, audit) are for one caller and never stored by caches.
   app.use("/api/v1/*", async (c, next) => {
     await next();
-    if (c.req.method === "GET" && c.res.status === 200 && !c.req.path.startsWith("/api/v1/search")) c.header("Cache-Control", "public, max-age=0, must-revalidate");
+    if (c.req.path.startsWith("/api/v1/admin")) c.header("Cache-Control", "no-store");
+    else if (c.req.method === "GET" && c.res.status === 200 && !c.req.path.startsWith("/api/v1/search")) c.header("Cache-Control", "public, max-age=0, must-revalidate");
   });
   // Search answers carry per-shard timings, so they are never byte-identical: no ETag there.
-  app.use("/api/v1/*", async (c, next) => (c.req.path.startsWith("/api/v1/search") ? next() : etag()(c, next)));
+  app.use("/api/v1/*", async (c, next) => (c.req.path.startsWith("/api/v1/search") || c.req.path.startsWith("/api/v1/admin") ? next() : etag()(c, next)));
   app.onError(onError);
   app.notFound(notFound);
 

@@ -35,7 +35,6 @@ admin.post("/keys", audited("key.create"), requireRole("admin"), limitBody(), as
   );
   c.set("auditTarget", id);
   // The only time the key itself is shown: the object keeps its hash alone.
-  c.header("Cache-Control", "no-store");
   return c.json({ ...info, key }, 201);
 });
 
