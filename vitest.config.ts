@@ -13,7 +13,17 @@ export default defineConfig({
     cloudflareTest({
       wrangler: { configPath: "./wrangler.jsonc" },
       miniflare: {
-        bindings: { ADMIN_TOKEN: "test-admin-token", SEARCH_SHARD_TIMEOUT_MS: "1500" },
+        bindings: {
+          ADMIN_TOKEN: "test-admin-token",
+          SEARCH_SHARD_TIMEOUT_MS: "1500",
+          // Authentication by tokens (test/auth.test.ts signs its own with these).
+          JWT_SECRET: "test-jwt-secret-0123456789abcdef0123456789abcdef",
+          JWT_ISSUER: "https://issuer.nixdocs.test",
+          JWT_AUDIENCE: "nixdocs-api",
+          ACCESS_TEAM_DOMAIN: "nixdocs-test.cloudflareaccess.com",
+          ACCESS_AUD: "test-access-aud",
+          ACCESS_ROLE: "write",
+        },
         // Tests inside workerd read the real data files through this Node-side service:
         // GET http://data/<file> answers the file's bytes, or 404 naming the missing path.
         serviceBindings: {

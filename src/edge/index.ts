@@ -7,6 +7,8 @@ import { createApp } from "./app.ts";
 
 export { NamespaceShard } from "../objects/NamespaceShard/index.ts";
 export { SearchCoordinator } from "../objects/SearchCoordinator.ts";
+export { KeyStore } from "../objects/KeyStore.ts";
+export { AuditLog } from "../objects/AuditLog.ts";
 
 const app = createApp();
 

@@ -7,7 +7,8 @@ import { ingestQuery, namespaceName, normalizeModules, normalizeOptionsJson } fr
 import type { ModuleRecord } from "../../shared/types.ts";
 import { z } from "../../shared/zod.ts";
 import type { AppEnv } from "../env.ts";
-import { requireAdmin } from "../middleware/auth.ts";
+import { audited } from "../middleware/audit.ts";
+import { namespaceParam, requireRole } from "../middleware/auth.ts";
 import { limitBody, readJson } from "../middleware/body.ts";
 import { requireNamespace } from "../registry.ts";
 import { coordinator, shard } from "../stubs.ts";
@@ -43,7 +44,10 @@ namespaces.get("/:ns", async (c) => {
   return c.json(unwrap(await shard(c.env, ns).counts(ns)));
 });
 
-namespaces.post("/:ns/modules/batch", requireAdmin, limitBody(), async (c) => {
+// Audited first, so refused attempts are recorded too; authorized before the body is read.
+const auditIngest = audited("ingest", (c) => ({ namespace: c.req.param("ns"), target: c.req.query("importId") }));
+
+namespaces.post("/:ns/modules/batch", auditIngest, requireRole("write", namespaceParam), limitBody(), async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
   const query = parseOr400(ingestQuery, c.req.query(), "query");
   const body = await readJson(c);
