@@ -81,9 +81,14 @@ describe("ranking on the real data", () => {
   });
 
   it("resolves a concrete instance onto its `<name>` option", async () => {
-    const r = await search("age.secrets.mysecret.owner");
+    const r = await search("age.secrets.mySecret.owner");
     expect(r.hits[0]!.name).toBe("age.secrets.<name>.owner");
     expect(r.hits[0]!.match).toBe("prefix");
+    // …and says which part of the query filled the placeholder, as typed.
+    expect((r.hits[0] as Hit & { bindings?: unknown }).bindings).toEqual([{ index: 2, placeholder: "<name>", value: "mySecret" }]);
+    const sops = await search("sops.secrets.db-password.owner");
+    expect(sops.hits[0]!.name).toBe("sops.secrets.<name>.owner");
+    expect((sops.hits[0] as Hit & { bindings?: unknown }).bindings).toEqual([{ index: 2, placeholder: "<name>", value: "db-password" }]);
   });
 
   it("answers an undeclared key under a freeform option with that option and the rest of the path (BR-09)", async () => {

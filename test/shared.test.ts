@@ -4,7 +4,7 @@ import { editDistance, NameVocabulary } from "../src/shared/fuzzy.ts";
 import { groupIntoModules, INLINE_MODULE } from "../src/shared/group.ts";
 import { parseOptionName, showOption } from "../src/shared/optionName.ts";
 import { parseQuery } from "../src/shared/query.ts";
-import { matchesPath, nameFeatures, snippet, termCover } from "../src/shared/rank.ts";
+import { matchesPath, nameFeatures, placeholderBindings, snippet, termCover } from "../src/shared/rank.ts";
 import { normalizeOptionsJson } from "../src/shared/schemas.ts";
 import { nameWords, segmentWords } from "../src/shared/tokenize.ts";
 import { dataFile } from "./helpers.ts";
@@ -97,6 +97,18 @@ describe("queries and ranking helpers", () => {
     expect(nameFeatures(["home", "sessionSearchVariables"]).parts).toEqual(["session", "search", "variables"]);
     // An acronym must be a whole segment, not a piece of a word.
     expect(cover("garbage collection", ["programs", "gcc", "enable"])).toEqual([0, 0]);
+  });
+
+  it("tells which concrete names of a dotted query fill which placeholders", () => {
+    expect(placeholderBindings("age.secrets.MySecret.owner", ["age", "secrets", "<name>", "owner"])).toEqual([{ index: 2, placeholder: "<name>", value: "MySecret" }]);
+    // A run inside the name, and two placeholders.
+    expect(placeholderBindings("users.alice.files.notes.text", ["home", "users", "<name>", "files", "<name>", "text"])).toEqual([
+      { index: 2, placeholder: "<name>", value: "alice" },
+      { index: 4, placeholder: "<name>", value: "notes" },
+    ]);
+    // A declared ancestor binds what it covers (the rest is the freeform part).
+    expect(placeholderBindings("services.nginx.virtualHosts.site.root", ["services", "nginx", "virtualHosts", "<name>"])).toEqual([{ index: 3, placeholder: "<name>", value: "site" }]);
+    expect(placeholderBindings("programs.git.enable", ["programs", "git", "enable"])).toEqual([]);
   });
 
   it("escapes snippets and marks matched words", () => {

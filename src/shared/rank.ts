@@ -8,7 +8,7 @@
 import { isPlaceholder } from "./optionName.ts";
 import type { ParsedQuery } from "./query.ts";
 import { foldSegment, nameWords, segmentWords } from "./tokenize.ts";
-import type { SearchHit } from "./types.ts";
+import type { PlaceholderBinding, SearchHit } from "./types.ts";
 
 /** The words of an option's name that ranking compares with the query, computed once per option. */
 export interface NameFeatures {
@@ -66,6 +66,11 @@ const TIER = { exact: 6, prefix: 5, ancestor: 4, name: 3, text: 2 } as const;
  * at least one more segment after the run.
  */
 export function matchesPath(querySegments: readonly string[], loc: readonly string[], anchored: boolean): boolean {
+  return matchStart(querySegments, loc, anchored) >= 0;
+}
+
+/** Where the run that `matchesPath` finds starts in `loc`, or -1. */
+function matchStart(querySegments: readonly string[], loc: readonly string[], anchored: boolean): number {
   let segs = querySegments;
   let needMore = 0;
   if (segs.length > 1 && segs[segs.length - 1] === "") {
@@ -73,7 +78,7 @@ export function matchesPath(querySegments: readonly string[], loc: readonly stri
     needMore = 1;
   }
   const n = segs.length;
-  if (n + needMore > loc.length) return false;
+  if (n + needMore > loc.length) return -1;
   const last = anchored ? 0 : loc.length - n - needMore;
   for (let start = 0; start <= last; start++) {
     let ok = true;
@@ -84,9 +89,28 @@ export function matchesPath(querySegments: readonly string[], loc: readonly stri
       const s = seg.toLowerCase();
       ok = i === n - 1 ? s.startsWith(q) : s === q;
     }
-    if (ok) return true;
+    if (ok) return start;
   }
-  return false;
+  return -1;
+}
+
+/**
+ * The concrete names a dotted query gives the option's placeholders (`age.secrets.mysecret.owner`
+ * binds `<name>` of `age.secrets.<name>.owner` to `mysecret`), as typed. Empty when none.
+ */
+export function placeholderBindings(raw: string, loc: readonly string[]): PlaceholderBinding[] {
+  const typed = raw.trim().split(".");
+  const lower = typed.map((t) => t.toLowerCase());
+  let start = matchStart(lower, loc, true);
+  if (start < 0) start = matchStart(lower, loc, false);
+  const out: PlaceholderBinding[] = [];
+  const upTo = start >= 0 ? Math.min(typed.length, loc.length - start) : isAncestor(lower, loc) ? loc.length : 0;
+  const from = start >= 0 ? start : 0;
+  for (let i = 0; i < upTo; i++) {
+    const seg = loc[from + i]!;
+    if (isPlaceholder(seg) && typed[i]) out.push({ index: from + i, placeholder: seg, value: typed[i]! });
+  }
+  return out;
 }
 
 /**
@@ -118,8 +142,7 @@ export function termCover(q: ParsedQuery, features: NameFeatures): number[] {
 
 /** The option is a proper, declared prefix of the dotted query (placeholders accept any segment). */
 export function isAncestor(querySegments: readonly string[], loc: readonly string[]): boolean {
-  if (loc.length >= querySegments.length) return false;
-  return loc.every((seg, i) => isPlaceholder(seg) || seg.toLowerCase() === querySegments[i]);
+  return loc.length < querySegments.length && loc.every((seg, i) => isPlaceholder(seg) || seg.toLowerCase() === querySegments[i]);
 }
 
 export function classify(q: ParsedQuery, c: Candidate, cover: readonly number[] = termCover(q, c.features ?? nameFeatures(c.loc))): SearchHit["match"] {

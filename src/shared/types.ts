@@ -83,6 +83,13 @@ export interface ShardCounts {
   updatedAt: number | null;
 }
 
+export interface PlaceholderBinding {
+  /** Index of the placeholder segment in the option's `loc`. */
+  index: number;
+  placeholder: string;
+  value: string;
+}
+
 export interface SearchHit {
   namespace: string;
   name: string;
@@ -101,6 +108,11 @@ export interface SearchHit {
   match: "exact" | "prefix" | "ancestor" | "name" | "text";
   /** For `ancestor` matches: the query's segments below the option (`["download-buffer-size"]`). */
   rest?: string[];
+  /**
+   * For dotted queries through placeholders: which concrete name filled which placeholder
+   * (`age.secrets.mysecret.owner` → `[{ index: 2, placeholder: "<name>", value: "mysecret" }]`).
+   */
+  bindings?: PlaceholderBinding[];
   /** Found only after correcting a typo in the query (see the response's `corrections`). */
   fuzzy?: true;
 }

@@ -13,10 +13,10 @@ import { decodeCursor, encodeCursor } from "../../shared/cursor.ts";
 import { diffModules, optionFieldChanges } from "../../shared/diff.ts";
 import { ApiError, rpcResult as rpc, type RpcResult } from "../../shared/errors.ts";
 import { LIMITS } from "../../shared/limits.ts";
-import { locKey, parseOptionName } from "../../shared/optionName.ts";
+import { isPlaceholder, locKey, parseOptionName } from "../../shared/optionName.ts";
 import { NameVocabulary } from "../../shared/fuzzy.ts";
 import { correctQuery, ftsAcronym, ftsAll, ftsAny, ftsPhrase, parseQuery, type ParsedQuery } from "../../shared/query.ts";
-import { nameFeatures, score, snippet, type NameFeatures } from "../../shared/rank.ts";
+import { nameFeatures, placeholderBindings, score, snippet, type NameFeatures } from "../../shared/rank.ts";
 import { namespaceName, zodIssues } from "../../shared/schemas.ts";
 import { ingestRequestSchema } from "../../shared/shardSchemas.ts";
 import type { ChangeList, IngestRequest, IngestSummary, ModuleRecord, SearchHit, ShardCounts, ShardSearchResult } from "../../shared/types.ts";
@@ -531,6 +531,10 @@ export class NamespaceShard extends DurableObject<Env> {
         if (!r) continue;
         const hit: SearchHit = { namespace: ns, name: r.name, loc: h.loc, module: r.module_path, type: r.type, snippet: snippet(r.description, marked), score: h.score, match: h.match };
         if (h.rest) hit.rest = h.rest;
+        if (query.dotted && (h.match === "prefix" || h.match === "ancestor") && h.loc.some(isPlaceholder)) {
+          const bindings = placeholderBindings(query.raw, h.loc);
+          if (bindings.length) hit.bindings = bindings;
+        }
         if (h.fuzzy) hit.fuzzy = true;
         hits.push(hit);
       }
