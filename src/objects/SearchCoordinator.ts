@@ -12,7 +12,7 @@ import { LIMITS } from "../shared/limits.ts";
 import { parseQuery } from "../shared/query.ts";
 import { mergeRanked } from "../shared/rank.ts";
 import { namespaceName } from "../shared/schemas.ts";
-import type { SearchHit, ShardCounts, ShardSearchResult } from "../shared/types.ts";
+import type { SearchHit, ShardCounts, ShardSearchResult, ShardVectorInput } from "../shared/types.ts";
 import { fuseRanked } from "../shared/fusion.ts";
 import { QueryRewriter, wantsRewrite, type TextGenerationRunner } from "../shared/rewrite.ts";
 import { remoteNearest, remoteVectors, type RemoteVectorBindings } from "../shared/vectors/remote.ts";
@@ -101,9 +101,10 @@ export interface SearchResponse {
   corrections: Record<string, string>;
   /**
    * The vector side: `local` (each shard's embedded index), or the outcome of asking Workers AI
-   * and Vectorize (`ok`, `error`, `timeout`; the last two make the answer partial).
+   * and Vectorize (`ok`, `error`, `timeout`; the last two make the answer partial), or `unused`
+   * (asked, but no shard needed vectors for this query, so the answer did not wait for them).
    */
-  vectors: "local" | "ok" | "error" | "timeout";
+  vectors: "local" | "ok" | "unused" | "error" | "timeout";
   /**
    * Query rewriting (Workers AI text generation, when `AI` is bound and `QUERY_REWRITE` is `on`):
    * `off`; `skipped` (the query's own words already match names); `ok` with the keyword queries
@@ -115,6 +116,8 @@ export interface SearchResponse {
 
 /** Nearest options per query asked of Vectorize (its limit with metadata). */
 const VECTOR_TOP_K = 50;
+
+type ShardAnswer = ShardStatus & { result?: ShardSearchResult };
 
 /** Test hook: lets a test make one namespace's shard fail or hang, to exercise partial answers. */
 export type ShardFault = "error" | "hang";
@@ -187,15 +190,26 @@ export class SearchCoordinator extends DurableObject<Env> {
     const budget = Number(this.env.SEARCH_SHARD_TIMEOUT_MS) || 2000;
 
     // One hit more than the page needs tells whether another page exists.
-    // With Workers AI and Vectorize bound, the query is embedded once here and each shard gets
-    // its namespace's nearest options; without them each shard uses its local embedded index.
+    // With Workers AI and Vectorize bound, the query is embedded once here, beside a lexical
+    // fan-out; only the shards that would use vectors for it (no name holds every word, few
+    // matches) are asked again with their namespace's nearest options. Without the bindings each
+    // shard uses its local embedded index in one pass.
     const remote = remoteVectors(this.env as RemoteVectorBindings);
     // Shards use vectors only for several-word free text, so only such queries pay for the embedding.
-    const nearest = remote && !query.dotted && query.terms.length >= 2 ? await remoteNearest(remote, query.raw, chosen, VECTOR_TOP_K, budget) : null;
+    const nearestSoon = remote && !query.dotted && query.terms.length >= 2 ? remoteNearest(remote, query.raw, chosen, VECTOR_TOP_K, budget) : null;
     const rewriter = this.#rewriter();
     const rewriting = rewriter && wantsRewrite(query.raw) ? this.#rewrites(rewriter, query.raw) : null;
-    const ask = (q: string) =>
-      Promise.all(chosen.map((ns) => this.#askShard(ns, q, window + 1, budget, nearest ? (nearest.byNamespace.get(ns) ?? {}) : undefined)));
+    const side: { vectors: SearchResponse["vectors"] } = { vectors: nearestSoon ? "unused" : "local" };
+    const ask = async (q: string): Promise<ShardAnswer[]> => {
+      const first = await Promise.all(chosen.map((ns) => this.#askShard(ns, q, window + 1, budget, nearestSoon ? "deferred" : undefined)));
+      if (!nearestSoon || !first.some((r) => r.result?.needsVectors)) return first;
+      const nearest = await nearestSoon;
+      side.vectors = nearest.status;
+      if (nearest.status !== "ok") return first;
+      return Promise.all(
+        first.map((r) => (r.result?.needsVectors ? this.#askShard(r.namespace, q, window + 1, budget, nearest.byNamespace.get(r.namespace) ?? {}) : r)),
+      );
+    };
     const results = await ask(query.raw);
     const ok = results.filter((r): r is ShardStatus & { result: ShardSearchResult } => r.status === "ok" && !!r.result);
     let merged = mergeRanked(ok.map((r) => r.result.hits));
@@ -221,8 +235,8 @@ export class SearchCoordinator extends DurableObject<Env> {
       hits,
       total,
       nextCursor: more && window < LIMITS.maxSearchDepth ? encodeCursor(scope ? { o: window, q: query.raw, n: scope } : { o: window, q: query.raw }) : null,
-      partial: results.some((r) => r.status !== "ok") || (nearest !== null && nearest.status !== "ok"),
-      vectors: nearest ? nearest.status : "local",
+      partial: results.some((r) => r.status !== "ok") || side.vectors === "error" || side.vectors === "timeout",
+      vectors: side.vectors,
       rewrite,
       shards: results.map(({ namespace, status, total, ms, result }) => {
         const entry: ShardStatus = { namespace, status, total, ms };
@@ -280,7 +294,7 @@ export class SearchCoordinator extends DurableObject<Env> {
     }
   }
 
-  async #askShard(namespace: string, q: string, window: number, budget: number, vectorHits?: Record<string, number>): Promise<ShardStatus & { result?: ShardSearchResult }> {
+  async #askShard(namespace: string, q: string, window: number, budget: number, vectorHits?: ShardVectorInput): Promise<ShardAnswer> {
     const started = Date.now();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<"timeout">((resolve) => {

@@ -125,4 +125,16 @@ export interface ShardSearchResult {
   corrections?: Record<string, string>;
   /** Query words (of four or more letters) this namespace knows in no name and no description. */
   unknownWords?: string[];
+  /**
+   * Asked with vectors `"deferred"`: this query would use the nearest options by embedding here
+   * (no name holds every word and few options match); ask again with them.
+   */
+  needsVectors?: true;
 }
+
+/**
+ * What a shard uses for the vector side of a search: nothing given (its own embedded index),
+ * the nearest options by name with their similarity (from Vectorize), or `"deferred"` (the
+ * coordinator is still asking Vectorize: rank lexically and say whether vectors would be used).
+ */
+export type ShardVectorInput = Record<string, number> | "deferred" | undefined;

@@ -19,7 +19,7 @@ import { correctQuery, ftsAcronym, ftsAll, ftsAny, ftsPhrase, parseQuery, type P
 import { nameFeatures, placeholderBindings, score, snippet, type NameFeatures } from "../../shared/rank.ts";
 import { namespaceName, zodIssues } from "../../shared/schemas.ts";
 import { ingestRequestSchema } from "../../shared/shardSchemas.ts";
-import type { ChangeList, IngestRequest, IngestSummary, ModuleRecord, SearchHit, ShardCounts, ShardSearchResult } from "../../shared/types.ts";
+import type { ChangeList, IngestRequest, IngestSummary, ModuleRecord, SearchHit, ShardCounts, ShardSearchResult, ShardVectorInput } from "../../shared/types.ts";
 import type { DiffView, FieldChange, ModuleSummary, ModuleView, OptionView, Page, VersionView } from "../../shared/views.ts";
 import { optionEmbeddingText } from "../../shared/vectors/embedder.ts";
 import { LocalEmbedder } from "../../shared/vectors/local.ts";
@@ -472,13 +472,11 @@ export class NamespaceShard extends DurableObject<Env> {
   /**
    * Ranked hits for `q`, best first, at most `window` of them. Candidates come from an exact-name
    * lookup, a path-prefix scan, a name-only FTS match, an all-columns FTS match and, when those
-   * find too little, an any-word FTS match; `rank.ts` orders them.
+   * find too little, an any-word FTS match; `rank.ts` orders them. `vectorHits` (option name →
+   * similarity, or `"deferred"`) come from the coordinator when Workers AI and Vectorize are
+   * bound; without them the shard asks its own embedded index.
    */
-  /**
-   * `vectorHits` (option name → similarity) come from the coordinator when Workers AI and
-   * Vectorize are bound; without them the shard asks its own embedded index.
-   */
-  search(namespace: string, q: string, window: number, vectorHits?: Record<string, number>): Promise<RpcResult<ShardSearchResult>> {
+  search(namespace: string, q: string, window: number, vectorHits?: ShardVectorInput): Promise<RpcResult<ShardSearchResult>> {
     return rpc(() => {
       const ns = this.#namespace();
       if (ns === null || ns !== namespace) return { namespace, hits: [], total: 0 };
@@ -488,18 +486,22 @@ export class NamespaceShard extends DurableObject<Env> {
       // When no option holds all the words of a several-word query in its name (a description
       // of what the user wants), options near the query by embedding join the candidates and
       // their similarity becomes a ranking signal. Name queries do not pay for the vector scan.
+      let needsVectors = false;
       if (
         !query.dotted && query.terms.length >= 2 && candidates.size < VECTOR_WHEN_CANDIDATES_BELOW &&
         !store.ftsHasMatch(this.#sql, ftsAll(query.terms, "name"))
       ) {
-        // Embedded from the folded words, so `extraDep` and `extradep` are the same query.
-        const near = vectorHits ? this.#idsOfNamed(vectorHits) : this.#nearest(query.terms.join(" "));
-        const close = [...near].filter(([, similarity]) => similarity >= VECTOR_MIN_SIMILARITY);
-        const found = new Map(store.rankRowsByIds(this.#sql, close.filter(([id]) => !candidates.has(id)).map(([id]) => id)).map((r) => [r.id, r]));
-        for (const [id, similarity] of close) {
-          const c = candidates.get(id);
-          if (c) c.vector = similarity;
-          else if (found.has(id)) candidates.set(id, { name: found.get(id)!.name, loc: found.get(id)!.loc, bm25: null, anyOnly: true, vector: similarity });
+        if (vectorHits === "deferred") needsVectors = true;
+        else {
+          // Embedded from the folded words, so `extraDep` and `extradep` are the same query.
+          const near = vectorHits ? this.#idsOfNamed(vectorHits) : this.#nearest(query.terms.join(" "));
+          const close = [...near].filter(([, similarity]) => similarity >= VECTOR_MIN_SIMILARITY);
+          const found = new Map(store.rankRowsByIds(this.#sql, close.filter(([id]) => !candidates.has(id)).map(([id]) => id)).map((r) => [r.id, r]));
+          for (const [id, similarity] of close) {
+            const c = candidates.get(id);
+            if (c) c.vector = similarity;
+            else if (found.has(id)) candidates.set(id, { name: found.get(id)!.name, loc: found.get(id)!.loc, bm25: null, anyOnly: true, vector: similarity });
+          }
         }
       }
       // Words that match nothing as typed are read as their nearest name words, as a weak
@@ -541,6 +543,7 @@ export class NamespaceShard extends DurableObject<Env> {
       const result: ShardSearchResult = { namespace: ns, hits, total: ranked.length };
       if (corrections.size) result.corrections = Object.fromEntries(corrections);
       if (unknown.length) result.unknownWords = unknown;
+      if (needsVectors) result.needsVectors = true;
       return result;
     });
   }
