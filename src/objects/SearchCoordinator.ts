@@ -13,6 +13,7 @@ import { parseQuery } from "../shared/query.ts";
 import { mergeRanked } from "../shared/rank.ts";
 import { namespaceName } from "../shared/schemas.ts";
 import type { SearchHit, ShardCounts, ShardSearchResult, ShardVectorInput } from "../shared/types.ts";
+import { withDeadline } from "../shared/deadline.ts";
 import { fuseRanked } from "../shared/fusion.ts";
 import { QueryRewriter, wantsRewrite, type TextGenerationRunner } from "../shared/rewrite.ts";
 import { remoteNearest, remoteVectors, type RemoteVectorBindings } from "../shared/vectors/remote.ts";
@@ -270,12 +271,8 @@ export class SearchCoordinator extends DurableObject<Env> {
       return { status: queries.length ? "ok" : "none", queries };
     }
     const budget = Number(this.env.QUERY_REWRITE_TIMEOUT_MS) || 800;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), budget);
-    });
     try {
-      const queries = await Promise.race([rewriter.rewrite(q), timeout]);
+      const queries = await withDeadline(rewriter.rewrite(q), budget);
       if (queries === "timeout") return { status: "timeout", queries: [] };
       this.#sql.exec(
         "INSERT INTO query_rewrites (q, model, queries, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(q) DO UPDATE SET model = excluded.model, queries = excluded.queries, created_at = excluded.created_at",
@@ -289,17 +286,11 @@ export class SearchCoordinator extends DurableObject<Env> {
     } catch (err) {
       console.error("search-coordinator: query rewrite failed", String(err));
       return { status: "error", queries: [] };
-    } finally {
-      if (timer !== undefined) clearTimeout(timer);
     }
   }
 
   async #askShard(namespace: string, q: string, window: number, budget: number, vectorHits?: ShardVectorInput): Promise<ShardAnswer> {
     const started = Date.now();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), budget);
-    });
     try {
       const fault = this.#faults.get(namespace);
       const call: Promise<ShardSearchResult> =
@@ -308,14 +299,12 @@ export class SearchCoordinator extends DurableObject<Env> {
           : fault === "hang"
             ? new Promise<ShardSearchResult>(() => {})
             : this.env.NAMESPACE_SHARD.get(this.env.NAMESPACE_SHARD.idFromName(namespace)).search(namespace, q, window, vectorHits).then(unwrap);
-      const result = await Promise.race([call, timeout]);
+      const result = await withDeadline(call, budget);
       if (result === "timeout") return { namespace, status: "timeout", total: 0, ms: Date.now() - started };
       return { namespace, status: "ok", total: result.total, ms: Date.now() - started, result };
     } catch (err) {
       console.error("search-coordinator: shard failed", namespace, String(err));
       return { namespace, status: "error", total: 0, ms: Date.now() - started };
-    } finally {
-      if (timer !== undefined) clearTimeout(timer);
     }
   }
 }
