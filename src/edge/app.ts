@@ -24,14 +24,15 @@ export function createApp(): Hono<AppEnv> {
   app.onError(onError);
   app.notFound(notFound);
 
-  // The API has reads (GET/HEAD) and ingest (POST); other methods are refused as such, not as 404s.
-  app.on(["PUT", "PATCH", "DELETE"], "/api/v1/*", (c) => {
-    c.header("Allow", "GET, HEAD, POST");
-    return errorResponse(c, new ApiError(405, "method_not_allowed", `${c.req.method} is not supported on ${new URL(c.req.url).pathname}`));
-  });
   app.get("/api/v1/health", (c) => c.json({ ok: true }));
   app.route("/api/v1/namespaces", namespaces);
   app.route("/api/v1/search", search);
   app.route("/api/v1/stats", stats);
+  // Past the routes: PUT and PATCH exist only for docs edits (a module, an option); elsewhere these
+  // methods are refused as such, not as 404s.
+  app.on(["PUT", "PATCH", "DELETE"], "/api/v1/*", (c) => {
+    c.header("Allow", "GET, HEAD, POST");
+    return errorResponse(c, new ApiError(405, "method_not_allowed", `${c.req.method} is not supported on ${new URL(c.req.url).pathname}`));
+  });
   return app;
 }

@@ -32,3 +32,9 @@ export const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   }
   await next();
 });
+
+/**
+ * Docs edits (`PUT` a module, `PATCH` an option). The one place their authorization is decided:
+ * the admin token today, a `write` role once API keys exist.
+ */
+export const requireEditor = requireAdmin;
