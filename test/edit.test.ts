@@ -137,7 +137,7 @@ describe("authorization and methods", () => {
     await s.waitFor(isReady);
     const before = await versions();
     const description = (await json(await api(`/api/v1/namespaces/${NS}/options/disko.checkScripts`))).description;
-    for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: "Basic dGVzdDp0ZXN0" }]) {
+    for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: "Basic dGVzdDp0ZXN0" }] as Record<string, string>[]) {
       const a = await patch("disko.checkScripts", { description: "hijacked" }, headers);
       expect(a.status).toBe(401);
       expect((await json(a)).error.code).toBe("unauthorized");

@@ -135,7 +135,9 @@ export class LiveRoom extends Server<Cloudflare.Env> {
   publish(epoch: string, events: LiveEvent[]): number {
     const req = publishRequest.parse({ epoch, events });
     const last = this.ctx.storage.kv.get<{ epoch: string; seq: number }>(DEDUPE_KEY);
-    const after = last?.epoch === req.epoch ? last.seq : 0;
+    // A new epoch: the namespace was deleted and created again (a preview) and counts from 1.
+    const renumbered = last !== undefined && last.epoch !== req.epoch;
+    const after = renumbered ? 0 : (last?.seq ?? 0);
     const fresh = req.events.filter((e) => e.seq > after).sort((a, b) => a.seq - b.seq);
     if (!fresh.length) return 0;
     this.ctx.storage.kv.put(DEDUPE_KEY, { epoch: req.epoch, seq: fresh[fresh.length - 1]!.seq });
@@ -147,8 +149,9 @@ export class LiveRoom extends Server<Cloudflare.Env> {
         pending.push(...fresh);
         continue;
       }
-      const state = connection.state;
+      let state = connection.state;
       if (!state) continue;
+      if (renumbered && state.through > 0) state = connection.setState({ ...state, through: 0 })!;
       for (const event of fresh) {
         if (event.seq <= state.through) continue;
         let frame = encoded[state.format].get(event);

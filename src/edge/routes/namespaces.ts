@@ -33,8 +33,12 @@ function looksLikeModuleBatch(body: unknown): boolean {
 
 export const namespaces = new Hono<AppEnv>();
 
+const listQuery = z.strictObject({ kind: z.enum(["standard", "preview", "all"]).default("standard") });
+
+/** Standard namespaces by default; `?kind=preview` lists the preview namespaces, `?kind=all` both. */
 namespaces.get("/", async (c) => {
-  const items = await coordinator(c.env).listNamespaces();
+  const { kind } = parseOr400(listQuery, c.req.query(), "query");
+  const items = await coordinator(c.env).listNamespaces(kind);
   return c.json({ items });
 });
 
