@@ -8,7 +8,7 @@
  * with a larger `seq` from the shard's history, then continues live.
  * @module
  */
-import { pack, unpack } from "./codec.ts";
+import { pack, unpack } from "./msgpack.ts";
 import { LIMITS } from "./limits.ts";
 import { namespaceName } from "./schemas.ts";
 import type { ChangeList } from "./types.ts";
