@@ -6,7 +6,8 @@
  * with the typed client (src/shared/liveClient.ts, partysocket over Node's WebSocket), waits
  * until every one is `ready`, then `BENCH_ROUNDS` times (default 5) edits one option's
  * description (`PATCH`, which commits one module version) and measures, per subscriber, the time
- * from sending the edit to receiving its event. Prints p50/p95/p99/max per round and overall,
+ * from sending the edit to receiving its event, and from the version's commit time (`at`) to
+ * receiving it (the fan-out alone). Prints p50/p95/p99/max per round and overall,
  * and checks that every subscriber got every event exactly once.
  *
  * Env: BENCH_SUBSCRIBERS, BENCH_ROUNDS, BENCH_FORMAT (json|msgpack), NIXDOCS_DATA_DIR.
@@ -31,6 +32,8 @@ interface Subscriber {
   client: LiveClient;
   /** seq → receive time (performance.now()). */
   received: Map<number, number>;
+  /** seq → ms from the version's commit time (`at`, the server's clock: the same machine) to receipt. */
+  sinceCommit: Map<number, number>;
   duplicates: number;
 }
 
@@ -48,13 +51,17 @@ function waitUntil(what: string, check: () => boolean, timeoutMs: number): Promi
 
 async function connect(host: string): Promise<Subscriber> {
   const client = new LiveClient({ host, protocol: "ws", room: { kind: "namespace", namespace: NAMESPACE }, format: FORMAT, maxRetries: 0 });
-  const sub: Subscriber = { client, received: new Map(), duplicates: 0 };
+  const sub: Subscriber = { client, received: new Map(), sinceCommit: new Map(), duplicates: 0 };
   let ready = false;
   client.onReady = () => (ready = true);
   client.onEvent = (e: LiveEvent) => {
     const now = performance.now();
+    const wall = Date.now();
     if (sub.received.has(e.seq)) sub.duplicates++;
-    else sub.received.set(e.seq, now);
+    else {
+      sub.received.set(e.seq, now);
+      sub.sinceCommit.set(e.seq, wall - e.at);
+    }
   };
   await waitUntil("a subscriber to be ready", () => ready, 60_000);
   return sub;
@@ -80,7 +87,7 @@ async function main(): Promise<void> {
     const connectMs = performance.now() - tConnect;
     console.log(`${subs.length} subscribers ready in ${(connectMs / 1000).toFixed(1)} s`);
 
-    const rounds: { seq: number; editMs: number; delivery: number[] }[] = [];
+    const rounds: { seq: number; editMs: number; delivery: number[]; fromCommit: number[] }[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const t0 = performance.now();
       const res = await fetch(`${server.url}/api/v1/namespaces/${NAMESPACE}/options/${encodeURIComponent(OPTION)}`, {
@@ -95,7 +102,7 @@ async function main(): Promise<void> {
       await waitUntil(`round ${round}'s event at every subscriber`, () => subs.every((s) => s.received.size === round + 1), 60_000);
       const seq = [...subs[0]!.received.keys()][round]!;
       const delivery = subs.map((s) => s.received.get(seq)! - t0);
-      rounds.push({ seq, editMs, delivery });
+      rounds.push({ seq, editMs, delivery, fromCommit: subs.map((s) => s.sinceCommit.get(seq)!) });
       console.log(`round ${round}: version ${version}, seq ${seq}, PATCH answered in ${ms(editMs)} ms, last subscriber at ${ms(Math.max(...delivery))} ms`);
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -103,6 +110,7 @@ async function main(): Promise<void> {
     const duplicates = subs.reduce((n, s) => n + s.duplicates, 0);
     const missing = subs.filter((s) => s.received.size !== ROUNDS).length;
     const all = summary(rounds.flatMap((r) => r.delivery));
+    const allFromCommit = summary(rounds.flatMap((r) => r.fromCommit));
     console.log("");
     console.log(
       table(
@@ -116,9 +124,22 @@ async function main(): Promise<void> {
         ],
       ),
     );
+    console.log("");
+    console.log(
+      table(
+        ["delivery (ms from the version's commit, at)", "n", "p50", "p95", "p99", "max"],
+        [
+          ...rounds.map((r, i) => {
+            const s = summary(r.fromCommit);
+            return [`round ${i} (seq ${r.seq})`, s.n, ms(s.p50), ms(s.p95), ms(s.p99), ms(s.max)];
+          }),
+          ["all rounds", allFromCommit.n, ms(allFromCommit.p50), ms(allFromCommit.p95), ms(allFromCommit.p99), ms(allFromCommit.max)],
+        ],
+      ),
+    );
     console.log(`duplicates: ${duplicates}, subscribers missing an event: ${missing}`);
     const memory = await server.memory.report();
-    const saved = saveResult("live-fanout", { subscribers: SUBSCRIBERS, rounds: ROUNDS, format: FORMAT, connectMs, all, perRound: rounds.map((r) => ({ seq: r.seq, editMs: r.editMs, ...summary(r.delivery) })), duplicates, missing, memory, machine: machine(), source: server.source });
+    const saved = saveResult("live-fanout", { subscribers: SUBSCRIBERS, rounds: ROUNDS, format: FORMAT, connectMs, all, allFromCommit, perRound: rounds.map((r) => ({ seq: r.seq, editMs: r.editMs, fromEdit: summary(r.delivery), fromCommit: summary(r.fromCommit) })), duplicates, missing, memory, machine: machine(), source: server.source });
     console.log(`saved ${saved}`);
     if (duplicates || missing) process.exitCode = 1;
   } finally {
