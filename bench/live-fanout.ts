@@ -109,34 +109,18 @@ async function main(): Promise<void> {
 
     const duplicates = subs.reduce((n, s) => n + s.duplicates, 0);
     const missing = subs.filter((s) => s.received.size !== ROUNDS).length;
-    const all = summary(rounds.flatMap((r) => r.delivery));
-    const allFromCommit = summary(rounds.flatMap((r) => r.fromCommit));
-    console.log("");
-    console.log(
-      table(
-        ["delivery (ms from sending the edit)", "n", "p50", "p95", "p99", "max"],
-        [
-          ...rounds.map((r, i) => {
-            const s = summary(r.delivery);
-            return [`round ${i} (seq ${r.seq})`, s.n, ms(s.p50), ms(s.p95), ms(s.p99), ms(s.max)];
-          }),
-          ["all rounds", all.n, ms(all.p50), ms(all.p95), ms(all.p99), ms(all.max)],
-        ],
-      ),
-    );
-    console.log("");
-    console.log(
-      table(
-        ["delivery (ms from the version's commit, at)", "n", "p50", "p95", "p99", "max"],
-        [
-          ...rounds.map((r, i) => {
-            const s = summary(r.fromCommit);
-            return [`round ${i} (seq ${r.seq})`, s.n, ms(s.p50), ms(s.p95), ms(s.p99), ms(s.max)];
-          }),
-          ["all rounds", allFromCommit.n, ms(allFromCommit.p50), ms(allFromCommit.p95), ms(allFromCommit.p99), ms(allFromCommit.max)],
-        ],
-      ),
-    );
+    type Round = (typeof rounds)[number];
+    const report = (title: string, pick: (r: Round) => number[]) => {
+      const row = (label: string, values: number[]) => {
+        const x = summary(values);
+        return [label, x.n, ms(x.p50), ms(x.p95), ms(x.p99), ms(x.max)];
+      };
+      console.log("");
+      console.log(table([title, "n", "p50", "p95", "p99", "max"], [...rounds.map((r, i) => row(`round ${i} (seq ${r.seq})`, pick(r))), row("all rounds", rounds.flatMap(pick))]));
+      return summary(rounds.flatMap(pick));
+    };
+    const all = report("delivery (ms from sending the edit)", (r) => r.delivery);
+    const allFromCommit = report("delivery (ms from the version's commit, at)", (r) => r.fromCommit);
     console.log(`duplicates: ${duplicates}, subscribers missing an event: ${missing}`);
     const memory = await server.memory.report();
     const saved = saveResult("live-fanout", { subscribers: SUBSCRIBERS, rounds: ROUNDS, format: FORMAT, connectMs, all, allFromCommit, perRound: rounds.map((r) => ({ seq: r.seq, editMs: r.editMs, fromEdit: summary(r.delivery), fromCommit: summary(r.fromCommit) })), duplicates, missing, memory, machine: machine(), source: server.source });
