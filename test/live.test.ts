@@ -95,7 +95,13 @@ describe("delivery", () => {
     const events = s.frames.filter(isEvent);
     expect(events).toHaveLength(1);
     expect(events[0].module).toBe(path);
+    // The shard publishes to a module room only while it has subscribers.
+    const watched = () => runInDurableObject(shardStub(), (_i: NamespaceShard, state) => state.storage.sql.exec<{ path: string }>("SELECT path FROM live_watched_modules").toArray().map((r) => r.path));
+    expect(await watched()).toEqual([path]);
     s.close();
+    await s.closed();
+    for (let i = 0; i < 100 && (await watched()).length; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await watched()).toEqual([]);
   });
 
   it("delivers a version whose publish failed after the commit exactly once, after a restart, from the shard's alarm", async () => {
@@ -125,6 +131,24 @@ describe("delivery", () => {
     await settle(s);
     expect(s.frames.filter(isEvent).map((e) => e.seq)).toEqual([ready.seq + 1]);
     s.close();
+  });
+});
+
+describe("hibernation", () => {
+  it("keeps each subscriber's format and position when the room is evicted with its sockets hibernated", async () => {
+    const plain = await subscribe(`ns:${NS}`);
+    const packed = await subscribe(`ns:${NS}`, "format=msgpack");
+    const [ready] = (await plain.waitFor(isReady)).filter(isReady);
+    await packed.waitFor(isReady);
+    await evictDurableObject(env.LIVE_ROOM.get(env.LIVE_ROOM.idFromName(`ns:${NS}`)));
+    await changeOptions([[...optionOf.values()][0]!]);
+    await settle(plain);
+    await settle(packed);
+    expect(plain.frames.filter(isEvent).map((e) => e.seq)).toEqual([ready.seq + 1]);
+    expect(packed.frames.filter(isEvent).map((e) => e.seq)).toEqual([ready.seq + 1]);
+    expect(packed.binary.every(Boolean)).toBe(true);
+    plain.close();
+    packed.close();
   });
 });
 
