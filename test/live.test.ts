@@ -8,6 +8,8 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { NamespaceShard } from "../src/objects/NamespaceShard/index.ts";
+import { SHARD_MIGRATIONS } from "../src/objects/NamespaceShard/schema.ts";
+import { applyMigrations } from "../src/objects/migrations.ts";
 import { LIMITS } from "../src/shared/limits.ts";
 import { LiveClient } from "../src/shared/liveClient.ts";
 import { roomName, type LiveEvent } from "../src/shared/live.ts";
@@ -130,6 +132,38 @@ describe("delivery", () => {
     await runDurableObjectAlarm(shardStub());
     await settle(s);
     expect(s.frames.filter(isEvent).map((e) => e.seq)).toEqual([ready.seq + 1]);
+    s.close();
+  });
+});
+
+describe("schema", () => {
+  it("numbers the versions a shard held before live events existed in commit order, as already published", async () => {
+    const ns = "live-migrated";
+    const stub = env.NAMESPACE_SHARD.get(env.NAMESPACE_SHARD.idFromName(ns));
+    const data = await dataFile("srvos-options.json.gz");
+    expect((await postBatch(ns, data)).status).toBe(200);
+    const result = await runInDurableObject(stub, (_i: NamespaceShard, state) => {
+      const sql = state.storage.sql;
+      const count = sql.exec<{ n: number }>("SELECT count(*) AS n FROM module_versions").one().n;
+      // Back to schema version 4, with the versions' commit times spread out.
+      sql.exec("DROP INDEX module_versions_seq");
+      sql.exec("ALTER TABLE module_versions DROP COLUMN seq");
+      sql.exec("DROP TABLE live_watched_modules");
+      sql.exec("DELETE FROM meta WHERE key IN ('live_published', 'live_epoch')");
+      sql.exec("DELETE FROM _schema_migrations WHERE version = 5");
+      sql.exec("UPDATE module_versions SET created_at = 1000 + (module_id * 7919) % 1000");
+      applyMigrations(state.storage, SHARD_MIGRATIONS);
+      const rows = sql.exec<{ seq: number; created_at: number }>("SELECT seq, created_at FROM module_versions ORDER BY seq").toArray();
+      return { count, rows, published: sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'live_published'").one().value };
+    });
+    expect(result.rows.map((r) => r.seq)).toEqual(Array.from({ length: result.count }, (_, i) => i + 1));
+    const times = result.rows.map((r) => r.created_at);
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    expect(Number(result.published)).toBe(result.count);
+    // New versions continue the numbering.
+    const s = await subscribe(`ns:${ns}`);
+    const [ready] = (await s.waitFor(isReady)).filter(isReady);
+    expect(ready.seq).toBe(result.count);
     s.close();
   });
 });

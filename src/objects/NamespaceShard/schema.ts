@@ -121,10 +121,9 @@ export const SHARD_MIGRATIONS: readonly Migration[] = [
       -- reached the live rooms yet: module_versions is the outbox, written in the ingest's
       -- transaction, and the shard drains it (alarm-retried) to the rooms.
       ALTER TABLE module_versions ADD COLUMN seq INTEGER;
-      UPDATE module_versions SET seq = (
-        SELECT n FROM (SELECT module_id AS mid, version AS v, row_number() OVER (ORDER BY created_at, module_id, version) AS n FROM module_versions)
-        WHERE mid = module_versions.module_id AND v = module_versions.version
-      );
+      UPDATE module_versions SET seq = numbered.n
+        FROM (SELECT module_id, version, row_number() OVER (ORDER BY created_at, module_id, version) AS n FROM module_versions) AS numbered
+        WHERE numbered.module_id = module_versions.module_id AND numbered.version = module_versions.version;
       CREATE UNIQUE INDEX module_versions_seq ON module_versions(seq);
       INSERT INTO meta (key, value) SELECT 'live_published', coalesce(max(seq), 0) FROM module_versions;
       -- Rooms drop events they already had by seq; the epoch tells them that a namespace deleted
