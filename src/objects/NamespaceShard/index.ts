@@ -246,6 +246,8 @@ export class NamespaceShard extends DurableObject<Env> {
     // below, the alarm publishes them.
     if (summary.versionsCreated > 0) void this.ctx.storage.setAlarm(Date.now() + LIVE_RETRY_MS);
     this.#vocabulary = null;
+    // Subscribers first: embedding and the registry report can wait, the live event should not.
+    if (summary.versionsCreated > 0) await this.#publishLive();
     if (summary.versionsCreated > 0) {
       const remote = remoteVectors(this.env as RemoteVectorBindings);
       if (remote) await this.syncRemoteVectors(remote);
@@ -257,7 +259,6 @@ export class NamespaceShard extends DurableObject<Env> {
     summary.options.removed -= moved;
     summary.options.changed += moved;
     if (summary.versionsCreated > 0 || stored === null) await this.#reportToCoordinator();
-    if (summary.versionsCreated > 0) await this.#publishLive();
     return summary;
   }
 
