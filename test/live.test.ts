@@ -11,6 +11,7 @@ import { NamespaceShard } from "../src/objects/NamespaceShard/index.ts";
 import { SHARD_MIGRATIONS } from "../src/objects/NamespaceShard/schema.ts";
 import { applyMigrations } from "../src/objects/migrations.ts";
 import { LIMITS } from "../src/shared/limits.ts";
+import { pack } from "../src/shared/msgpack.ts";
 import { LiveClient } from "../src/shared/liveClient.ts";
 import { roomName, type LiveEvent } from "../src/shared/live.ts";
 import { ADMIN, api, dataFile, enc, json, postBatch } from "./helpers.ts";
@@ -290,6 +291,9 @@ describe("frames", () => {
     expect(errors.map((e) => e.code)).toEqual(["invalid_message", "invalid_message", "invalid_message", "invalid_message", "invalid_message", "message_too_large"]);
     await settle(s);
     expect(s.ws.readyState).toBe(WebSocket.OPEN);
+    // A MessagePack ping is as good as a JSON one.
+    s.send(pack({ type: "ping", id: "binary" }));
+    await s.waitFor((f) => f.type === "pong" && f.id === "binary");
     s.close();
   });
 
