@@ -7,6 +7,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { NamespaceShard } from "../src/objects/NamespaceShard/index.ts";
+import type { LiveRoom } from "../src/objects/LiveRoom.ts";
 import type { SearchCoordinator } from "../src/objects/SearchCoordinator.ts";
 import { api, dataFile, json, postBatch } from "./helpers.ts";
 import { isEvent, isReady, subscribe } from "./live-helpers.ts";
@@ -66,6 +67,12 @@ describe("preview namespaces", () => {
     });
     expect(await runDurableObjectAlarm(coordinator())).toBe(true);
 
+    // Its subscribers are told and disconnected with 4404; its room keeps nothing.
+    await live.waitFor((f) => f.type === "namespace.deleted");
+    expect((await live.closed()).code).toBe(4404);
+    const room = env.LIVE_ROOM.get(env.LIVE_ROOM.idFromName(`ns:${PREVIEW}`));
+    expect(await runInDurableObject(room, (_r: LiveRoom, state) => [...state.storage.kv.list()])).toEqual([]);
+
     expect(names((await json(await api("/api/v1/namespaces?kind=all"))).items)).toEqual(["agenix"]);
     const gone = await api(`/api/v1/namespaces/${PREVIEW}/modules`);
     expect(gone.status).toBe(404);
@@ -81,13 +88,21 @@ describe("preview namespaces", () => {
     // No other preview is pending: the coordinator has no alarm left.
     expect(await runInDurableObject(coordinator(), (_c: SearchCoordinator, state) => state.storage.getAlarm())).toBeNull();
 
-    // Posting to the name again starts a new preview from version 1; its subscribers follow
-    // the new numbering.
+    // A subscriber arriving now learns that the namespace is gone (4404: do not retry).
+    const late = await subscribe(`ns:${PREVIEW}`).catch((err: Error) => err);
+    if (late instanceof Error) expect(late.message).toContain("404");
+    else {
+      expect((await late.closed()).code).toBe(4404);
+      expect(late.frames.map((f) => f.code)).toEqual(["namespace_not_found"]);
+    }
+
+    // Posting to the name again starts a new preview from version 1.
     expect((await postBatch(PREVIEW, agenix)).status).toBe(200);
-    const versions = await json(await api(`/api/v1/namespaces/${PREVIEW}`));
-    expect(versions.versions).toBe(versions.modules);
-    await live.waitFor((f) => isEvent(f) && f.seq === 1);
-    expect(live.frames.filter(isEvent).every((e) => e.version === 1)).toBe(true);
-    live.close();
+    const counts = await json(await api(`/api/v1/namespaces/${PREVIEW}`));
+    expect(counts.versions).toBe(counts.modules);
+    const again = await subscribe(`ns:${PREVIEW}`, "since=0");
+    const events = (await again.waitFor(isReady)).filter(isEvent);
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: counts.versions }, (_, i) => i + 1));
+    again.close();
   });
 });

@@ -12,9 +12,10 @@
  * @module
  */
 import { Server, type Connection, type ConnectionContext, type WSMessage } from "partyserver";
-import { unwrap } from "../shared/errors.ts";
+import { ApiError, unwrap } from "../shared/errors.ts";
 import { LIMITS } from "../shared/limits.ts";
 import {
+  CLOSE_NAMESPACE_GONE,
   CLOSE_POLICY_VIOLATION,
   connectQuery,
   countMessage,
@@ -95,6 +96,11 @@ export class LiveRoom extends Server<Cloudflare.Env> {
       for (const event of pending) if (event.seq > through) this.#send(connection, event, query.format);
       through = Math.max(through, ...pending.map((e) => e.seq));
     } catch (err) {
+      if (err instanceof ApiError && err.code === "namespace_not_found") {
+        this.#send(connection, { type: "error", code: "namespace_not_found", message: err.message }, query.format);
+        connection.close(CLOSE_NAMESPACE_GONE, "namespace not found");
+        return;
+      }
       console.error("live-room: replay failed", this.name, String(err));
       this.#send(connection, { type: "error", code: "replay_failed", message: "the history could not be read; reconnect with the same since" }, query.format);
       connection.close(1011, "replay failed");
@@ -164,5 +170,25 @@ export class LiveRoom extends Server<Cloudflare.Env> {
       }
     }
     return fresh.length;
+  }
+
+  /**
+   * The namespace was deleted (an expired preview): tell every subscriber, close their sockets
+   * with 4404, and drop this room's storage, so nothing of the namespace is left here.
+   */
+  async closeNamespace(namespace: string): Promise<number> {
+    const frame: ServerFrame = { type: "namespace.deleted", namespace, at: Date.now() };
+    let closed = 0;
+    for (const connection of this.getConnections<SubscriberState>()) {
+      try {
+        this.#send(connection, frame, connection.state?.format ?? "json");
+        connection.close(CLOSE_NAMESPACE_GONE, "namespace deleted");
+        closed++;
+      } catch {
+        // already closing
+      }
+    }
+    await this.ctx.storage.deleteAll();
+    return closed;
   }
 }

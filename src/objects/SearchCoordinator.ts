@@ -9,6 +9,7 @@ import { DurableObject } from "cloudflare:workers";
 import { decodeCursor, encodeCursor } from "../shared/cursor.ts";
 import { ApiError, rpcResult, unwrap, type RpcResult } from "../shared/errors.ts";
 import { LIMITS } from "../shared/limits.ts";
+import { roomName } from "../shared/live.ts";
 import { parseQuery } from "../shared/query.ts";
 import { mergeRanked } from "../shared/rank.ts";
 import { isPreviewNamespace, namespaceName, previewTtlMs } from "../shared/schemas.ts";
@@ -150,8 +151,9 @@ export class SearchCoordinator extends DurableObject<Env> {
     let failed = false;
     for (const { name } of expired) {
       try {
-        unwrap(await this.env.NAMESPACE_SHARD.get(this.env.NAMESPACE_SHARD.idFromName(name)).destroy(name));
+        const { watchedModules } = unwrap(await this.env.NAMESPACE_SHARD.get(this.env.NAMESPACE_SHARD.idFromName(name)).destroy(name));
         this.#sql.exec("DELETE FROM namespaces WHERE name = ? AND expires_at <= ?", name, Date.now());
+        await this.#closeRooms(name, watchedModules);
       } catch (err) {
         console.error("search-coordinator: deleting expired preview failed; retrying", name, String(err));
         failed = true;
@@ -159,6 +161,13 @@ export class SearchCoordinator extends DurableObject<Env> {
     }
     if (failed) await this.ctx.storage.setAlarm(Date.now() + PREVIEW_RETRY_MS);
     else await this.#scheduleExpiry();
+  }
+
+  /** Tell the deleted namespace's subscribers and drop its rooms; a failure here loses no data. */
+  async #closeRooms(namespace: string, modules: string[]): Promise<void> {
+    const rooms = [roomName({ kind: "namespace", namespace }), ...modules.map((module) => roomName({ kind: "module", namespace, module }))];
+    const results = await Promise.allSettled(rooms.map((room) => this.env.LIVE_ROOM.get(this.env.LIVE_ROOM.idFromName(room)).closeNamespace(namespace)));
+    for (const r of results) if (r.status === "rejected") console.error("search-coordinator: closing a live room failed", namespace, String(r.reason));
   }
 
   listNamespaces(kind: NamespaceKind = "standard"): NamespaceEntry[] {

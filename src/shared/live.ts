@@ -83,17 +83,20 @@ export function liveEventType(version: number, changes: ChangeList): LiveEventTy
 
 // ---- frames -----------------------------------------------------------------------------------
 
-export const LIVE_ERROR_CODES = ["invalid_message", "message_too_large", "replay_failed"] as const;
+export const LIVE_ERROR_CODES = ["invalid_message", "message_too_large", "replay_failed", "namespace_not_found"] as const;
 
 /** Sent once the replay (if any) is done: from here on events are live. `seq` is the resume point. */
 const readyFrame = z.object({ type: z.literal("ready"), room: z.string(), seq: z.number().int().nonnegative(), replayed: z.number().int().nonnegative() });
 const errorFrame = z.object({ type: z.literal("error"), code: z.enum(LIVE_ERROR_CODES), message: z.string() });
 const pongFrame = z.object({ type: z.literal("pong"), id: z.string().optional() });
+/** The namespace was deleted (an expired preview); the room closes every socket with 4404 after it. */
+const namespaceDeletedFrame = z.object({ type: z.literal("namespace.deleted"), namespace: z.string(), at: z.number() });
 
-export const serverFrameSchema = z.union([liveEventSchema, readyFrame, errorFrame, pongFrame]);
+export const serverFrameSchema = z.union([liveEventSchema, readyFrame, errorFrame, pongFrame, namespaceDeletedFrame]);
 export type ServerFrame = z.infer<typeof serverFrameSchema>;
 export type ReadyFrame = z.infer<typeof readyFrame>;
 export type ErrorFrame = z.infer<typeof errorFrame>;
+export type NamespaceDeletedFrame = z.infer<typeof namespaceDeletedFrame>;
 
 /** Messages a client may send. Anything else is answered with an error frame. */
 export const clientMessageSchema = z.union([z.strictObject({ type: z.literal("ping"), id: z.string().max(64).optional() })]);
@@ -154,3 +157,5 @@ export function countMessage(window: MessageWindow | null, now: number): { windo
 
 /** WebSocket close code for a connection that broke the message rate limit (policy violation). */
 export const CLOSE_POLICY_VIOLATION = 1008;
+/** Close code of a room whose namespace does not exist (any more): reconnecting will not help. */
+export const CLOSE_NAMESPACE_GONE = 4404;

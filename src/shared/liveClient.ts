@@ -10,7 +10,19 @@
  * @module
  */
 import { PartySocket } from "partysocket";
-import { decodeFrame, LIVE_PARTY, roomName, serverFrameSchema, type ErrorFrame, type FrameFormat, type LiveEvent, type ReadyFrame, type RoomName } from "./live.ts";
+import {
+  CLOSE_NAMESPACE_GONE,
+  decodeFrame,
+  LIVE_PARTY,
+  roomName,
+  serverFrameSchema,
+  type ErrorFrame,
+  type FrameFormat,
+  type LiveEvent,
+  type NamespaceDeletedFrame,
+  type ReadyFrame,
+  type RoomName,
+} from "./live.ts";
 
 export interface LiveClientOptions {
   /** `host[:port]` of the service (no scheme). */
@@ -32,6 +44,8 @@ export class LiveClient {
   onReady: (frame: ReadyFrame) => void = () => {};
   onError: (frame: ErrorFrame) => void = () => {};
   onPong: (id: string | undefined) => void = () => {};
+  /** The namespace was deleted; the client stops reconnecting. */
+  onDeleted: (frame: NamespaceDeletedFrame) => void = () => {};
   /** Frames that failed validation (a server newer than this client, or a bug). */
   onInvalid: (data: unknown) => void = () => {};
   #since: number | undefined;
@@ -46,6 +60,8 @@ export class LiveClient {
       protocol: options.protocol,
       WebSocket: options.WebSocket,
       maxRetries: options.maxRetries,
+      // A room of a namespace that does not exist (any more) closes with 4404: do not retry.
+      shouldReconnectOnClose: (event: CloseEvent) => event.code !== CLOSE_NAMESPACE_GONE,
       // Asked again on every (re)connect: resume after the last seq seen.
       query: () => (this.#since === undefined ? { format } : { format, since: String(this.#since) }),
     });
@@ -74,6 +90,8 @@ export class LiveClient {
         return this.onError(frame);
       case "pong":
         return this.onPong(frame.id);
+      case "namespace.deleted":
+        return this.onDeleted(frame);
       default:
         this.#since = Math.max(this.#since ?? 0, frame.seq);
         return this.onEvent(frame);

@@ -299,18 +299,20 @@ export class NamespaceShard extends DurableObject<Env> {
 
   /**
    * Delete this namespace entirely (all tables, the alarm), leaving an empty shard: used when a
-   * preview namespace expires.
+   * preview namespace expires. Answers which module rooms had subscribers.
    */
-  destroy(namespace: string): Promise<RpcResult<{ deleted: boolean }>> {
+  destroy(namespace: string): Promise<RpcResult<{ deleted: boolean; watchedModules: string[] }>> {
     return rpc(() =>
       this.#serialized(async () => {
-        if (this.#namespace() !== namespace) return { deleted: false };
+        if (this.#namespace() !== namespace) return { deleted: false, watchedModules: [] };
+        // The module rooms with subscribers, for the caller to close along with the namespace room.
+        const watchedModules = [...store.watchedModules(this.#sql)];
         await this.ctx.storage.deleteAll();
         applyMigrations(this.ctx.storage, SHARD_MIGRATIONS);
         this.#vocabulary = null;
         this.#vectorStore = null;
         this.#vectorsSynced = false;
-        return { deleted: true };
+        return { deleted: true, watchedModules };
       }),
     );
   }
