@@ -98,6 +98,12 @@ describe("delivery", () => {
     const events = s.frames.filter(isEvent);
     expect(events).toHaveLength(1);
     expect(events[0].module).toBe(path);
+    // A module room replays only its module's history.
+    const history = (await json(await api(`/api/v1/namespaces/${NS}/modules/${enc(path)}/versions`))).items;
+    const replay = await subscribe(room, "since=0");
+    const replayed = (await replay.waitFor(isReady)).filter(isEvent);
+    expect(replayed.map((e) => [e.module, e.version])).toEqual(history.map((v: { version: number }) => [path, v.version]));
+    replay.close();
     // The shard publishes to a module room only while it has subscribers.
     const watched = () => runInDurableObject(shardStub(), (_i: NamespaceShard, state) => state.storage.sql.exec<{ path: string }>("SELECT path FROM live_watched_modules").toArray().map((r) => r.path));
     expect(await watched()).toEqual([path]);
