@@ -13,6 +13,7 @@
  * Env: BENCH_SUBSCRIBERS, BENCH_ROUNDS, BENCH_FORMAT (json|msgpack), NIXDOCS_DATA_DIR.
  * @module
  */
+import { rmSync } from "node:fs";
 import { startDevServer } from "./lib/devserver.ts";
 import { dataFiles } from "./lib/paths.ts";
 import { ingestOne } from "./lib/seed.ts";
@@ -129,6 +130,7 @@ async function main(): Promise<void> {
   } finally {
     for (const s of subs) s.client.close();
     await server.stop();
+    if (server.tempPersistDir) rmSync(server.persistDir, { recursive: true, force: true });
   }
 }
 
