@@ -27,16 +27,16 @@ export function createApp(): Hono<AppEnv> {
   app.onError(onError);
   app.notFound(notFound);
 
-  // Admin routes come first: revoking a key is the API's one DELETE.
   app.route("/api/v1/admin", admin);
-  // Otherwise the API has reads (GET/HEAD) and writes (POST); other methods are refused as such, not as 404s.
-  app.on(["PUT", "PATCH", "DELETE"], "/api/v1/*", (c) => {
-    c.header("Allow", /^\/api\/v1\/admin\/keys\/[^/]+$/.test(c.req.path) ? "DELETE" : "GET, HEAD, POST");
-    return errorResponse(c, new ApiError(405, "method_not_allowed", `${c.req.method} is not supported on ${new URL(c.req.url).pathname}`));
-  });
   app.get("/api/v1/health", (c) => c.json({ ok: true }));
   app.route("/api/v1/namespaces", namespaces);
   app.route("/api/v1/search", search);
   app.route("/api/v1/stats", stats);
+  // Past the routes: PUT and PATCH exist only for docs edits (a module, an option), DELETE only
+  // for revoking an API key; elsewhere these methods are refused as such, not as 404s.
+  app.on(["PUT", "PATCH", "DELETE"], "/api/v1/*", (c) => {
+    c.header("Allow", /^\/api\/v1\/admin\/keys\/[^/]+$/.test(c.req.path) ? "DELETE" : "GET, HEAD, POST");
+    return errorResponse(c, new ApiError(405, "method_not_allowed", `${c.req.method} is not supported on ${new URL(c.req.url).pathname}`));
+  });
   return app;
 }

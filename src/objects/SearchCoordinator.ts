@@ -9,9 +9,10 @@ import { DurableObject } from "cloudflare:workers";
 import { decodeCursor, encodeCursor } from "../shared/cursor.ts";
 import { ApiError, rpcResult, unwrap, type RpcResult } from "../shared/errors.ts";
 import { LIMITS } from "../shared/limits.ts";
+import { roomName } from "../shared/live.ts";
 import { parseQuery } from "../shared/query.ts";
 import { mergeRanked } from "../shared/rank.ts";
-import { namespaceName } from "../shared/schemas.ts";
+import { isPreviewNamespace, namespaceName, previewTtlMs } from "../shared/schemas.ts";
 import type { SearchHit, ShardCounts, ShardSearchResult, ShardVectorInput } from "../shared/types.ts";
 import { withDeadline } from "../shared/deadline.ts";
 import { fuseRanked } from "../shared/fusion.ts";
@@ -34,6 +35,12 @@ const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 2,
+    name: "preview namespaces expire",
+    // expires_at: set for preview namespaces (preview-pr-<N>), moved on by every report.
+    sql: `ALTER TABLE namespaces ADD COLUMN expires_at INTEGER;`,
+  },
+  {
+    version: 3,
     name: "query rewrite cache",
     // Rewrites are cached so that every page of a query is cut from one fused ranking, and a
     // query costs one model call per TTL.
@@ -53,8 +60,15 @@ const REWRITE_CACHE_ROWS = 10_000;
 /** Weight of each rewrite's list against the original query's (1) in the fusion. */
 const REWRITE_WEIGHT = 0.5;
 
+/** Which namespaces a listing returns: the standard ones (default), previews, or both. */
+export type NamespaceKind = "standard" | "preview" | "all";
+
 export interface NamespaceEntry extends ShardCounts {
   reportedAt: number;
+  /** A preview namespace (`preview-pr-<N>`): left out of default listings and searches. */
+  preview: boolean;
+  /** When a preview is deleted unless it is ingested into again (null for other namespaces). */
+  expiresAt: number | null;
 }
 
 export interface ShardStatus {
@@ -115,6 +129,9 @@ export interface SearchResponse {
   rewrite: { status: "off" | "skipped" | "ok" | "none" | "timeout" | "error"; queries: string[] };
 }
 
+/** How soon a failed preview deletion is tried again. */
+const PREVIEW_RETRY_MS = 60_000;
+
 /** Nearest options per query asked of Vectorize (its limit with metadata). */
 const VECTOR_TOP_K = 50;
 
@@ -135,23 +152,73 @@ export class SearchCoordinator extends DurableObject<Env> {
     });
   }
 
-  reportShard(counts: ShardCounts): void {
+  /** A shard's counts after a committed change. A preview's expiry moves to TTL after this report. */
+  async reportShard(counts: ShardCounts): Promise<void> {
     const name = namespaceName.parse(counts.namespace);
+    const now = Date.now();
+    const expiresAt = isPreviewNamespace(name) ? now + previewTtlMs(this.env.PREVIEW_TTL_HOURS) : null;
     this.#sql.exec(
-      `INSERT INTO namespaces (name, modules, options, versions, updated_at, reported_at) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO namespaces (name, modules, options, versions, updated_at, reported_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(name) DO UPDATE SET modules = excluded.modules, options = excluded.options, versions = excluded.versions,
-         updated_at = excluded.updated_at, reported_at = excluded.reported_at`,
-      name, counts.modules, counts.options, counts.versions, counts.updatedAt, Date.now(),
+         updated_at = excluded.updated_at, reported_at = excluded.reported_at, expires_at = excluded.expires_at`,
+      name, counts.modules, counts.options, counts.versions, counts.updatedAt, now, expiresAt,
     );
+    if (expiresAt !== null) await this.#scheduleExpiry();
   }
 
-  listNamespaces(): NamespaceEntry[] {
+  /** The alarm fires at the earliest preview expiry (none: no alarm). */
+  async #scheduleExpiry(): Promise<void> {
+    const next = this.#sql.exec<{ t: number | null }>("SELECT min(expires_at) AS t FROM namespaces").one().t;
+    if (next === null) await this.ctx.storage.deleteAlarm();
+    else if ((await this.ctx.storage.getAlarm()) !== next) await this.ctx.storage.setAlarm(next);
+  }
+
+  /**
+   * Delete expired previews entirely: the shard's storage first, then the registry entry (only
+   * if it is still expired: an ingest during the deletion renews it). A shard that cannot be
+   * reached keeps its entry and is retried.
+   */
+  override async alarm(): Promise<void> {
+    const expired = this.#sql.exec<{ name: string }>("SELECT name FROM namespaces WHERE expires_at <= ?", Date.now()).toArray();
+    let failed = false;
+    for (const { name } of expired) {
+      try {
+        const { watchedModules } = unwrap(await this.env.NAMESPACE_SHARD.get(this.env.NAMESPACE_SHARD.idFromName(name)).destroy(name));
+        this.#sql.exec("DELETE FROM namespaces WHERE name = ? AND expires_at <= ?", name, Date.now());
+        await this.#closeRooms(name, watchedModules);
+      } catch (err) {
+        console.error("search-coordinator: deleting expired preview failed; retrying", name, String(err));
+        failed = true;
+      }
+    }
+    if (failed) await this.ctx.storage.setAlarm(Date.now() + PREVIEW_RETRY_MS);
+    else await this.#scheduleExpiry();
+  }
+
+  /** Tell the deleted namespace's subscribers and drop its rooms; a failure here loses no data. */
+  async #closeRooms(namespace: string, modules: string[]): Promise<void> {
+    const rooms = [roomName({ kind: "namespace", namespace }), ...modules.map((module) => roomName({ kind: "module", namespace, module }))];
+    const results = await Promise.allSettled(rooms.map((room) => this.env.LIVE_ROOM.get(this.env.LIVE_ROOM.idFromName(room)).closeNamespace(namespace)));
+    for (const r of results) if (r.status === "rejected") console.error("search-coordinator: closing a live room failed", namespace, String(r.reason));
+  }
+
+  listNamespaces(kind: NamespaceKind = "standard"): NamespaceEntry[] {
     return this.#sql
-      .exec<{ name: string; modules: number; options: number; versions: number; updated_at: number | null; reported_at: number }>(
+      .exec<{ name: string; modules: number; options: number; versions: number; updated_at: number | null; reported_at: number; expires_at: number | null }>(
         "SELECT * FROM namespaces ORDER BY name",
       )
       .toArray()
-      .map((r) => ({ namespace: r.name, modules: r.modules, options: r.options, versions: r.versions, updatedAt: r.updated_at, reportedAt: r.reported_at }));
+      .map((r) => ({
+        namespace: r.name,
+        modules: r.modules,
+        options: r.options,
+        versions: r.versions,
+        updatedAt: r.updated_at,
+        reportedAt: r.reported_at,
+        preview: isPreviewNamespace(r.name),
+        expiresAt: r.expires_at,
+      }))
+      .filter((n) => kind === "all" || n.preview === (kind === "preview"));
   }
 
   hasNamespace(name: string): boolean {
@@ -169,8 +236,9 @@ export class SearchCoordinator extends DurableObject<Env> {
 
   async #search(req: SearchRequest): Promise<SearchResponse> {
     const query = parseQuery(req.q);
-    const known = this.listNamespaces().map((n) => n.namespace);
-    const chosen = req.namespaces?.length ? [...new Set(req.namespaces)] : known;
+    const known = this.listNamespaces("all").map((n) => n.namespace);
+    // Previews are searched only when named.
+    const chosen = req.namespaces?.length ? [...new Set(req.namespaces)] : this.listNamespaces("standard").map((n) => n.namespace);
     const unknown = chosen.filter((n) => !known.includes(n));
     if (unknown.length) throw new ApiError(404, "namespace_not_found", `unknown namespace: ${unknown.join(", ")}`, { unknown });
 

@@ -19,4 +19,11 @@ export const LIMITS = {
   maxPathLength: 1_024,
   /** Length of one option description or literal text. */
   maxTextLength: 200_000,
+  /** Bytes of one message a live-room client sends. */
+  maxLiveMessageBytes: 4_096,
+  /** Messages a live-room connection may send per window; more close it with 1008. */
+  liveMessagesPerWindow: 30,
+  liveMessageWindowMs: 10_000,
+  /** Events per page of a live-room replay (and per publish call of a shard). */
+  liveEventPage: 500,
 } as const;

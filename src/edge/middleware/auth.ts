@@ -130,3 +130,9 @@ export function requireRole(role: Role, namespaceFrom?: (c: Context<AppEnv>) => 
 
 /** The namespace of routes under `/namespaces/:ns`. */
 export const namespaceParam = (c: Context<AppEnv>): string | undefined => c.req.param("ns");
+
+/**
+ * Docs edits (`PUT` a module, `PATCH` an option): the `write` role in the edited namespace, the
+ * same as ingest.
+ */
+export const requireEditor = requireRole("write", namespaceParam);

@@ -11,14 +11,16 @@ import { packCompressed, unpackCompressed } from "../../shared/codec.ts";
 import { contentHash } from "../../shared/canonical.ts";
 import { decodeCursor, encodeCursor } from "../../shared/cursor.ts";
 import { diffModules, optionFieldChanges } from "../../shared/diff.ts";
+import { applyOptionPatch, optionPatch, type OptionPatch } from "../../shared/edit.ts";
 import { ApiError, rpcResult as rpc, type RpcResult } from "../../shared/errors.ts";
 import { LIMITS } from "../../shared/limits.ts";
 import { isPlaceholder, locKey, parseOptionName } from "../../shared/optionName.ts";
 import { NameVocabulary } from "../../shared/fuzzy.ts";
+import { liveEventType, roomName, type LiveEvent } from "../../shared/live.ts";
 import { correctQuery, ftsAcronym, ftsAll, ftsAny, ftsPhrase, parseQuery, type ParsedQuery } from "../../shared/query.ts";
 import { nameFeatures, placeholderBindings, score, snippet, type NameFeatures } from "../../shared/rank.ts";
 import { namespaceName, zodIssues } from "../../shared/schemas.ts";
-import { ingestRequestSchema } from "../../shared/shardSchemas.ts";
+import { ingestRequestSchema, liveSyncRequestSchema, moduleRecordSchema, type LiveSyncRequest } from "../../shared/shardSchemas.ts";
 import type { ChangeList, IngestRequest, IngestSummary, ModuleRecord, SearchHit, ShardCounts, ShardSearchResult, ShardVectorInput } from "../../shared/types.ts";
 import type { DiffView, FieldChange, ModuleSummary, ModuleView, OptionView, Page, VersionView } from "../../shared/views.ts";
 import { optionEmbeddingText } from "../../shared/vectors/embedder.ts";
@@ -48,6 +50,30 @@ const VECTOR_WHEN_CANDIDATES_BELOW = 60;
 const VECTOR_MIN_SIMILARITY = 0.3;
 /** Options embedded per transaction when vectors are brought up to date. */
 const EMBED_BATCH = 2_000;
+
+/**
+ * Live publishing: the alarm that guarantees delivery fires this long after a commit (publishing
+ * right after the commit normally makes it unnecessary), and retries back off from here.
+ */
+const LIVE_RETRY_MS = 2_000;
+const LIVE_RETRY_MAX_MS = 5 * 60_000;
+
+/** What an edit (PUT module, PATCH option) did: the module's version after it. */
+export interface EditResult {
+  namespace: string;
+  module: string;
+  version: number;
+  /** False when the edit changed nothing (no version was created). */
+  changed: boolean;
+  summary: IngestSummary;
+}
+
+/** A page of live events for a room: events after the asked `seq`, and the latest `seq`. */
+export interface LiveSyncResult {
+  events: LiveEvent[];
+  latest: number;
+  epoch: string;
+}
 
 /**
  * A search candidate: its name and path (JSON), its best bm25 (null: found by name lookup),
@@ -104,8 +130,12 @@ function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
 
 export class NamespaceShard extends DurableObject<Env> {
   readonly #sql: SqlStorage;
-  /** Ingests are serialized: each awaits hashing and compression before its one transaction. */
-  #ingestQueue: Promise<unknown> = Promise.resolve();
+  /** Writes are serialized: each awaits hashing and compression before its one transaction. */
+  #writeQueue: Promise<unknown> = Promise.resolve();
+  /** The running drain of unpublished live events (one at a time), and whether to run it again. */
+  #draining: Promise<boolean> | null = null;
+  #drainAgain = false;
+  #liveRetries = 0;
   /** Name words for typo correction; dropped when an ingest commits, rebuilt on demand. */
   #vocabulary: NameVocabulary | null = null;
   /** Name words of options ranked since the last ingest, by option id (ranking reads them for every match). */
@@ -121,7 +151,16 @@ export class NamespaceShard extends DurableObject<Env> {
     this.#sql = ctx.storage.sql;
     void ctx.blockConcurrencyWhile(async () => {
       applyMigrations(ctx.storage, SHARD_MIGRATIONS);
+      // Versions committed but not yet published (the process died in between) get their alarm.
+      if (this.#unpublished() && (await ctx.storage.getAlarm()) === null) await ctx.storage.setAlarm(Date.now());
     });
+  }
+
+  /** Run a write after every earlier one has finished (edits read the state an ingest leaves). */
+  #serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#writeQueue.then(fn);
+    this.#writeQueue = run.catch(() => undefined);
+    return run;
   }
 
   #namespace(): string | null {
@@ -151,9 +190,7 @@ export class NamespaceShard extends DurableObject<Env> {
       if (!ns.success) throw new ApiError(400, "validation_failed", "invalid namespace name");
       const parsed = ingestRequestSchema.safeParse(request);
       if (!parsed.success) throw new ApiError(400, "validation_failed", "invalid ingest request; nothing was written", { issues: zodIssues(parsed.error) });
-      const run = this.#ingestQueue.then(() => this.#ingest(ns.data, parsed.data as IngestRequest));
-      this.#ingestQueue = run.catch(() => undefined);
-      return run;
+      return this.#serialized(() => this.#ingest(ns.data, parsed.data as IngestRequest));
     });
   }
 
@@ -228,8 +265,14 @@ export class NamespaceShard extends DurableObject<Env> {
         else store.markImportSeen(this.#sql, req.importId, [...seen], now);
       }
     });
+    // The new versions are the live outbox. The alarm is set in the same turn as the commit (no
+    // await in between), so both are written together: if this object dies before publishing
+    // below, the alarm publishes them.
+    if (summary.versionsCreated > 0) void this.ctx.storage.setAlarm(Date.now() + LIVE_RETRY_MS);
     this.#vocabulary = null;
     this.#features.clear();
+    // Subscribers first: embedding and the registry report can wait, the live event should not.
+    if (summary.versionsCreated > 0) await this.#publishLive();
     if (summary.versionsCreated > 0) {
       const remote = remoteVectors(this.env as RemoteVectorBindings);
       if (remote) await this.syncRemoteVectors(remote);
@@ -242,6 +285,158 @@ export class NamespaceShard extends DurableObject<Env> {
     summary.options.changed += moved;
     if (summary.versionsCreated > 0 || stored === null) await this.#reportToCoordinator();
     return summary;
+  }
+
+  // ---- edits ------------------------------------------------------------------------------------
+
+  /** Replace one module (its options and fields) with `record`: an ingest of that one module. */
+  editModule(namespace: string, record: ModuleRecord): Promise<RpcResult<EditResult>> {
+    return rpc(() => {
+      const parsed = moduleRecordSchema.safeParse(record);
+      if (!parsed.success) throw new ApiError(400, "validation_failed", "invalid module record; nothing was written", { issues: zodIssues(parsed.error) });
+      return this.#serialized(async () => {
+        const ns = this.#requireNamespace(namespace);
+        return this.#editResult(ns, parsed.data.path, await this.#ingest(ns, { modules: [parsed.data as ModuleRecord], mode: "merge", final: true }));
+      });
+    });
+  }
+
+  /** Change an option's description, default or example text: a new version of its module. */
+  editOption(namespace: string, name: string, patch: OptionPatch): Promise<RpcResult<EditResult>> {
+    return rpc(() => {
+      const parsed = optionPatch.safeParse(patch);
+      if (!parsed.success) throw new ApiError(400, "validation_failed", "invalid option edit; nothing was written", { issues: zodIssues(parsed.error) });
+      return this.#serialized(async () => {
+        const ns = this.#requireNamespace(namespace);
+        const row = this.#findLiveOption(ns, name);
+        const module = store.moduleById(this.#sql, row.module_id)!;
+        const bytes = store.latestSnapshot(this.#sql, module.id)!;
+        const record = applyOptionPatch(await unpackCompressed<ModuleRecord>(bytes), row.name, parsed.data);
+        return this.#editResult(ns, module.path, await this.#ingest(ns, { modules: [record], mode: "merge", final: true }));
+      });
+    });
+  }
+
+  #editResult(namespace: string, path: string, summary: IngestSummary): EditResult {
+    const row = store.moduleByPath(this.#sql, path)!;
+    return { namespace, module: path, version: row.version, changed: summary.versionsCreated > 0, summary };
+  }
+
+  /**
+   * Delete this namespace entirely (all tables, the alarm), leaving an empty shard: used when a
+   * preview namespace expires. Answers which module rooms had subscribers.
+   */
+  destroy(namespace: string): Promise<RpcResult<{ deleted: boolean; watchedModules: string[] }>> {
+    return rpc(() =>
+      this.#serialized(async () => {
+        if (this.#namespace() !== namespace) return { deleted: false, watchedModules: [] };
+        // The module rooms with subscribers, for the caller to close along with the namespace room.
+        const watchedModules = [...store.watchedModules(this.#sql)];
+        await this.ctx.storage.deleteAll();
+        applyMigrations(this.ctx.storage, SHARD_MIGRATIONS);
+        this.#vocabulary = null;
+        this.#features.clear();
+        this.#vectorStore = null;
+        this.#vectorsSynced = false;
+        return { deleted: true, watchedModules };
+      }),
+    );
+  }
+
+  // ---- live events ------------------------------------------------------------------------------
+
+  #unpublished(): boolean {
+    return store.latestSeq(this.#sql) > Number(store.getMeta(this.#sql, "live_published") ?? 0);
+  }
+
+  #toLiveEvent(namespace: string, r: store.EventRow): LiveEvent {
+    const changes = JSON.parse(r.changes) as ChangeList;
+    return { type: liveEventType(r.version, changes), namespace, module: r.path, version: r.version, seq: r.seq, changes, at: r.created_at };
+  }
+
+  /**
+   * Publish every committed version not yet published, in `seq` order, to the namespace room
+   * and to the rooms of watched modules. The watermark advances only after every room of a page
+   * took it, so a failure re-sends the page (rooms drop what they already have, by `seq`).
+   * One drain runs at a time; a request during a drain makes it look again. True when all is out.
+   */
+  #publishLive(): Promise<boolean> {
+    if (this.#draining) {
+      this.#drainAgain = true;
+      return this.#draining;
+    }
+    const run = async (): Promise<boolean> => {
+      try {
+        do {
+          this.#drainAgain = false;
+          await this.#drainOnce();
+        } while (this.#drainAgain);
+        this.#liveRetries = 0;
+        return true;
+      } catch (err) {
+        console.error("namespace-shard: live publish failed; the alarm retries", this.#namespace(), String(err));
+        return false;
+      } finally {
+        this.#draining = null;
+      }
+    };
+    this.#draining = run();
+    return this.#draining;
+  }
+
+  async #drainOnce(): Promise<void> {
+    const namespace = this.#namespace();
+    if (namespace === null) return;
+    const epoch = store.getMeta(this.#sql, "live_epoch")!;
+    for (;;) {
+      const published = Number(store.getMeta(this.#sql, "live_published") ?? 0);
+      const rows = store.versionsAfter(this.#sql, published, LIMITS.liveEventPage, null);
+      if (!rows.length) break;
+      const events = rows.map((r) => this.#toLiveEvent(namespace, r));
+      const watched = store.watchedModules(this.#sql);
+      const byRoom = new Map<string, LiveEvent[]>([[roomName({ kind: "namespace", namespace }), events]]);
+      for (const e of events) {
+        if (!watched.has(e.module)) continue;
+        const room = roomName({ kind: "module", namespace, module: e.module });
+        byRoom.set(room, [...(byRoom.get(room) ?? []), e]);
+      }
+      await Promise.all([...byRoom].map(([room, list]) => this.env.LIVE_ROOM.get(this.env.LIVE_ROOM.idFromName(room)).publish(epoch, list)));
+      store.setMeta(this.#sql, "live_published", String(rows[rows.length - 1]!.seq));
+    }
+    // Nothing is pending (checked in this same turn): the safety alarm is not needed.
+    await this.ctx.storage.deleteAlarm();
+  }
+
+  /** The alarm publishes what a commit could not (crash, room unreachable), with backoff. */
+  override async alarm(): Promise<void> {
+    if (await this.#publishLive()) return;
+    this.#liveRetries++;
+    await this.ctx.storage.setAlarm(Date.now() + Math.min(LIVE_RETRY_MS * 2 ** this.#liveRetries, LIVE_RETRY_MAX_MS));
+  }
+
+  /**
+   * For a live room: the events after `seq` `after` (all modules, or one), and the latest `seq`.
+   * `after: null` asks only for the latest `seq` (a subscriber without `since`). A module room
+   * with `watch` registers its module, so the module's next events are published to it too.
+   */
+  liveSync(namespace: string, request: LiveSyncRequest): Promise<RpcResult<LiveSyncResult>> {
+    return rpc(() => {
+      const ns = this.#requireNamespace(namespace);
+      const req = liveSyncRequestSchema.parse(request);
+      // Registered before reading: an event committed after this read is published to the room.
+      if (req.watch && req.module !== null) store.watchModule(this.#sql, req.module, Date.now());
+      const latest = store.latestSeq(this.#sql);
+      const events = req.after === null ? [] : store.versionsAfter(this.#sql, req.after, req.limit, req.module).map((r) => this.#toLiveEvent(ns, r));
+      return { events, latest, epoch: store.getMeta(this.#sql, "live_epoch")! };
+    });
+  }
+
+  /** A module room lost its last subscriber: stop publishing the module's events to it. */
+  unwatchModule(namespace: string, path: string): Promise<RpcResult<void>> {
+    return rpc(() => {
+      this.#requireNamespace(namespace);
+      store.unwatchModule(this.#sql, path);
+    });
   }
 
   /**
@@ -436,21 +631,26 @@ export class NamespaceShard extends DurableObject<Env> {
   getOption(namespace: string, name: string): Promise<RpcResult<OptionView>> {
     return rpc(() => {
       const ns = this.#requireNamespace(namespace);
-      let row = store.optionByName(this.#sql, name);
-      if (!row) {
-        const loc = parseOptionName(name);
-        if (loc) row = store.optionByLocKey(this.#sql, locKey(loc));
-      }
-      if (!row) {
-        const ci = store.optionsByLowerName(this.#sql, name.toLowerCase(), 2);
-        if (ci.length === 1) row = ci[0]!;
-      }
-      if (!row) throw new ApiError(404, "option_not_found", `option ${name} does not exist in namespace ${ns}`);
-      if (row.deleted_at !== null) {
-        throw new ApiError(404, "option_not_found", `option ${name} was removed from namespace ${ns}`, { removedAt: row.deleted_at, module: row.module_path });
-      }
-      return store.toOptionView(ns, row);
+      return store.toOptionView(ns, this.#findLiveOption(ns, name));
     });
+  }
+
+  /** A live option by display name: exact, then parsed into its loc, then case-insensitive. */
+  #findLiveOption(ns: string, name: string): store.OptionRow {
+    let row = store.optionByName(this.#sql, name);
+    if (!row) {
+      const loc = parseOptionName(name);
+      if (loc) row = store.optionByLocKey(this.#sql, locKey(loc));
+    }
+    if (!row) {
+      const ci = store.optionsByLowerName(this.#sql, name.toLowerCase(), 2);
+      if (ci.length === 1) row = ci[0]!;
+    }
+    if (!row) throw new ApiError(404, "option_not_found", `option ${name} does not exist in namespace ${ns}`);
+    if (row.deleted_at !== null) {
+      throw new ApiError(404, "option_not_found", `option ${name} was removed from namespace ${ns}`, { removedAt: row.deleted_at, module: row.module_path });
+    }
+    return row;
   }
 
   // ---- search -----------------------------------------------------------------------------------

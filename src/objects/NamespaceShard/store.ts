@@ -140,9 +140,11 @@ export function listModules(sql: Sql, after: string | null, limit: number, inclu
 
 // ---- versions ---------------------------------------------------------------------------------
 
+/** Insert a version; it takes the next namespace-wide sequence number (see schema version 5). */
 export function insertVersion(sql: Sql, moduleId: number, version: number, hash: string | null, snapshot: Uint8Array | null, changes: ChangeList, now: number): void {
   sql.exec(
-    "INSERT INTO module_versions (module_id, version, content_hash, snapshot, changes, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    `INSERT INTO module_versions (module_id, version, content_hash, snapshot, changes, created_at, seq)
+     VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM module_versions))`,
     moduleId, version, hash, snapshot, JSON.stringify(changes), now,
   );
 }
@@ -168,6 +170,37 @@ export function listVersions(sql: Sql, moduleId: number): VersionView[] {
     )
     .toArray()
     .map((r) => ({ version: r.version, contentHash: r.content_hash, createdAt: r.created_at, changes: JSON.parse(r.changes) as ChangeList }));
+}
+
+// ---- live events (module_versions as the outbox) ----------------------------------------------
+
+export type EventRow = { seq: number; path: string; version: number; changes: string; created_at: number };
+
+/** Versions with a sequence number above `after`, in order; only those of `modulePath` when given. */
+export function versionsAfter(sql: Sql, after: number, limit: number, modulePath: string | null): EventRow[] {
+  return sql
+    .exec<EventRow>(
+      `SELECT v.seq, m.path, v.version, v.changes, v.created_at FROM module_versions v JOIN modules m ON m.id = v.module_id
+       WHERE v.seq > ? ${modulePath === null ? "" : "AND m.path = ?"} ORDER BY v.seq LIMIT ?`,
+      ...(modulePath === null ? [after, limit] : [after, modulePath, limit]),
+    )
+    .toArray();
+}
+
+export function latestSeq(sql: Sql): number {
+  return sql.exec<{ n: number }>("SELECT coalesce(max(seq), 0) AS n FROM module_versions").one().n;
+}
+
+export function watchModule(sql: Sql, path: string, now: number): void {
+  sql.exec("INSERT INTO live_watched_modules (path, since) VALUES (?, ?) ON CONFLICT(path) DO NOTHING", path, now);
+}
+
+export function unwatchModule(sql: Sql, path: string): void {
+  sql.exec("DELETE FROM live_watched_modules WHERE path = ?", path);
+}
+
+export function watchedModules(sql: Sql): Set<string> {
+  return new Set(sql.exec<{ path: string }>("SELECT path FROM live_watched_modules").toArray().map((r) => r.path));
 }
 
 // ---- options ----------------------------------------------------------------------------------
