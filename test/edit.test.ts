@@ -4,7 +4,7 @@
  * event, and a searchable change; without the token they answer 401 and change nothing.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { ADMIN, api, dataFile, enc, json, postBatch } from "./helpers.ts";
+import { ADMIN, api, bearer, createKey, dataFile, enc, json, postBatch } from "./helpers.ts";
 import { isEvent, isReady, subscribe, type Subscriber } from "./live-helpers.ts";
 
 const NS = "edit-disko";
@@ -149,6 +149,26 @@ describe("authorization and methods", () => {
     await settle(s);
     expect(s.frames.filter(isEvent)).toHaveLength(0);
     s.close();
+  });
+
+  it("needs the write role in the namespace: a read key or a key of another namespace gets 403; a scoped write key edits, audited", async () => {
+    const before = await versions();
+    const reader = await createKey({ name: "reader", role: "read" });
+    const elsewhere = await createKey({ name: "other-ns", role: "write", namespaces: ["home-manager"] });
+    for (const key of [reader, elsewhere]) {
+      const a = await patch("disko.checkScripts", { description: "hijacked" }, bearer(key.key));
+      expect(a.status).toBe(403);
+      expect((await json(a)).error.code).toBe("forbidden");
+      expect((await put(MODULE, { options: {} }, bearer(key.key))).status).toBe(403);
+    }
+    expect(await versions()).toEqual(before);
+    const writer = await createKey({ name: "disko-editor", role: "write", namespaces: [NS] });
+    const ok = await patch("disko.checkScripts", { description: "Checked by a scoped editor." }, bearer(writer.key));
+    expect(ok.status, await ok.clone().text()).toBe(200);
+    const audit = await json(await api(`/api/v1/admin/audit?action=option.edit&namespace=${NS}`, { headers: ADMIN }));
+    const results = audit.items.map((e: { actor: { id: string | null }; status: number }) => [e.actor.id, e.status]);
+    expect(results).toContainEqual([writer.id, 200]);
+    expect(results).toContainEqual([reader.id, 403]);
   });
 
   it("still answers 405 for methods elsewhere", async () => {
