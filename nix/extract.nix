@@ -128,7 +128,7 @@ let
       m
     else
       {
-        _file = "${toString (if sourceRoot == null then "" else sourceRoot)}/flake.nix#${name}";
+        _file = "${if sourceRoot == null then "" else str sourceRoot}/flake.nix#${name}";
         key = "moduleSet:${name}";
         imports = [ m ];
       }
@@ -165,13 +165,15 @@ let
 
   # ---- paths ---------------------------------------------------------------------------------
 
-  rootText = if sourceRoot == null then null else toString sourceRoot;
-  nixpkgsText = if nixpkgsPath == null then null else toString nixpkgsPath;
+  # File names become attribute names and JSON text; a flake's store path context must not follow.
+  str = x: builtins.unsafeDiscardStringContext (toString x);
+  rootText = if sourceRoot == null then null else str sourceRoot;
+  nixpkgsText = if nixpkgsPath == null then null else str nixpkgsPath;
 
   relative =
     file:
     let
-      f = toString file;
+      f = str file;
     in
     if rootText != null && hasPrefix (rootText + "/") f then
       removePrefix (rootText + "/") f
@@ -191,7 +193,7 @@ let
       path = relative file;
       # A module imported as a directory is declared by its default.nix.
       positions = filter (
-        p: toString p.file == toString file || toString p.file == "${toString file}/default.nix"
+        p: str p.file == str file || str p.file == "${str file}/default.nix"
       ) (opt.declarationPositions or [ ]);
       line = if positions == [ ] then null else (builtins.head positions).line;
     in
@@ -456,14 +458,14 @@ let
     concatMap flatten (eval.graph or [ ]);
 
   fileNodes = filter (n: n.file != unknownModule && n.file != "<nixdocs/extract.nix>") graphNodes;
-  files = unique (map (n: toString n.file) fileNodes);
+  files = unique (map (n: str n.file) fileNodes);
 
   declaredBy = lib.foldl' (
     acc: r:
     lib.foldl' (
       acc': file:
       let
-        f = toString file;
+        f = str file;
       in
       acc' // { ${f} = (acc'.${f} or [ ]) ++ [ r.name ]; }
     ) acc (unique (filter (x: x != unknownModule) r.option.declarations))
@@ -491,9 +493,9 @@ let
   moduleRecord =
     f:
     let
-      nodes = filter (n: toString n.file == f) fileNodes;
+      nodes = filter (n: str n.file == f) fileNodes;
       importFiles = unique (
-        filter (g: g != f && g != unknownModule) (concatMap (n: map (c: toString c.file) n.imports) nodes)
+        filter (g: g != f && g != unknownModule) (concatMap (n: map (c: str c.file) n.imports) nodes)
       );
       declares = lib.sort (a: b: a < b) (unique (declaredBy.${f} or [ ]));
       freeform = listToAttrs (

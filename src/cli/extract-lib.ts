@@ -447,5 +447,10 @@ function moduleMeta(m: ExtractedModule): Record<string, unknown> {
   return meta;
 }
 
+/** What `--out` writes: everything but the run's statistics. */
+export function extractionDocument(r: ExtractResult): Record<string, unknown> {
+  return { namespace: r.namespace, options: r.options, types: r.types, modules: r.modules, errors: r.errors };
+}
+
 /** Keep the `IngestError` type reachable for callers that catch both. */
 export { IngestError };

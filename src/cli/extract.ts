@@ -9,7 +9,7 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { ExtractError, extract, findLib, findNixInstantiate, prepareExtract, type ExtractResult } from "./extract-lib.ts";
+import { ExtractError, extract, extractionDocument, findLib, findNixInstantiate, prepareExtract, type ExtractResult } from "./extract-lib.ts";
 import { DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES, checkPrepared, describeError, fmtBytes, formatReportLine, parseByteSize, resolveToken, sendPrepared } from "./ingest-lib.ts";
 
 const USAGE = `usage: npm run extract -- (--modules PATH | --flake REF) --namespace NS [options]
@@ -68,10 +68,6 @@ function parseEntryArgs(list: string[]): Record<string, unknown> {
     }
   }
   return out;
-}
-
-export function extractionDocument(r: ExtractResult): Record<string, unknown> {
-  return { namespace: r.namespace, options: r.options, types: r.types, modules: r.modules, errors: r.errors };
 }
 
 async function main(): Promise<number> {
