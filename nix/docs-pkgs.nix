@@ -137,7 +137,8 @@ let
     in
     value;
 
-  iniAtom =
+  atomOf =
+    what:
     types.nullOr (
       types.oneOf [
         types.bool
@@ -147,12 +148,35 @@ let
       ]
     )
     // {
-      description = "INI atom (null, bool, int, float or string)";
+      description = "${what} (null, bool, int, float or string)";
     };
+
+  # The atom of key-value formats: a list for duplicate keys, or a list joined into one value.
+  listAtom =
+    single:
+    {
+      listsAsDuplicateKeys ? false,
+      listToValue ? null,
+      ...
+    }:
+    if listsAsDuplicateKeys then
+      types.coercedTo single lib.singleton (types.listOf single)
+      // {
+        description = single.description + " or a list of them for duplicate keys";
+      }
+    else if listToValue != null then
+      types.coercedTo single lib.singleton (types.nonEmptyListOf single)
+      // {
+        description = single.description + " or a non-empty list of them";
+      }
+    else
+      single;
+
   iniSection =
-    types.attrsOf iniAtom
+    atom:
+    types.attrsOf atom
     // {
-      description = "section of an INI file (attrs of ${iniAtom.description})";
+      description = "section of an INI file (attrs of ${atom.description})";
     };
 
   documentationFormat = type: {
@@ -161,6 +185,8 @@ let
     lib = { };
   };
 
+  withAtom = atom: format: format // { lib.types.atom = atom; };
+
   # Used when no Nixpkgs source is at hand: the same type descriptions, no generators.
   ownFormats = {
     json = _: documentationFormat (serializable "JSON" true);
@@ -168,25 +194,60 @@ let
     yaml_1_1 = _: documentationFormat (serializable "YAML 1.1" true);
     yaml_1_2 = _: documentationFormat (serializable "YAML 1.2" true);
     toml = _: documentationFormat (serializable "TOML" false);
-    ini = _: documentationFormat (types.attrsOf iniSection);
+    ini =
+      args:
+      let
+        atom = listAtom (atomOf "INI atom") args;
+      in
+      withAtom atom (documentationFormat (types.attrsOf (iniSection atom)));
     iniWithGlobalSection =
+      args:
+      let
+        atom = listAtom (atomOf "INI atom") args;
+      in
+      withAtom atom (
+        documentationFormat (
+          types.submodule {
+            options.sections = lib.mkOption rec {
+              type = types.attrsOf (iniSection atom);
+              default = { };
+              description = type.description;
+            };
+            options.globalSection = lib.mkOption rec {
+              type = iniSection atom;
+              default = { };
+              description = "global " + type.description;
+            };
+          }
+        )
+      );
+    gitIni =
+      args:
+      let
+        atom = listAtom (atomOf "INI atom") (args // { listToValue = null; });
+      in
+      withAtom atom (
+        documentationFormat (types.attrsOf (types.attrsOf (types.either atom (types.attrsOf atom))))
+      );
+    keyValue = args: documentationFormat (types.attrsOf (listAtom (atomOf "atom") args));
+    javaProperties =
       _:
       documentationFormat (
-        types.submodule {
-          options.sections = lib.mkOption {
-            type = types.attrsOf iniSection;
-            default = { };
-          };
-          options.globalSection = lib.mkOption {
-            type = iniSection;
-            default = { };
-          };
-        }
+        types.attrsOf (
+          types.oneOf [
+            types.str
+            types.package
+            types.bool
+            types.int
+            types.float
+          ]
+          // {
+            description = "string, package, bool, int or float";
+          }
+        )
       );
-    gitIni = _: documentationFormat (types.attrsOf (types.attrsOf (types.either iniAtom (types.attrsOf iniAtom))));
-    keyValue = _: documentationFormat (types.attrsOf iniAtom);
-    javaProperties = _: documentationFormat (types.attrsOf types.str);
-    xml = _: documentationFormat (serializable "XML" true);
+    # Nixpkgs' XML type reads as a noun: "list of XML value", not "list of (XML value)".
+    xml = _: documentationFormat (serializable "XML" true // { descriptionClass = "noun"; });
     plist = _: documentationFormat (serializable "Property list (plist)" true);
     lua = _: documentationFormat (serializable "Lua" true);
     elixirConf = _: documentationFormat (serializable "Elixir" true);

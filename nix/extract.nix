@@ -306,32 +306,47 @@ let
 
   # ---- types ---------------------------------------------------------------------------------
 
-  # `seen`: descriptions of the enclosing types; a recursive type (JSON value, TOML value) stops
-  # at its first repetition.
+  # The structure of a type. Only the option's own type description is read: nested descriptions
+  # can recurse forever (a self-referential `oneOf` without a description of its own), which no
+  # `tryEval` catches. A recursive type (JSON value, TOML value) stops where its shape repeats.
+  shapeKey =
+    t:
+    let
+      n = t.name or "unknown";
+      nested = t.nestedTypes or { };
+    in
+    n + ":" + concatStringsSep "," (map (k: "${k}=${nested.${k}.name or "?"}") (attrNames nested));
+
   typeInfo =
     seen: t:
     let
       name = t.name or "unknown";
-      base = {
-        inherit name;
-        description = t.description or "unspecified";
-      };
       nested = t.nestedTypes or { };
-      depth = builtins.length seen;
-      sub = typeInfo (seen ++ [ base.description ]);
+      key = shapeKey t;
+      sub = typeInfo (seen ++ [ key ]);
       eitherMembers =
-        ty: if (ty.name or null) == "either" then eitherMembers ty.nestedTypes.left ++ eitherMembers ty.nestedTypes.right else [ ty ];
+        ty:
+        if (ty.name or null) == "either" then
+          eitherMembers ty.nestedTypes.left ++ eitherMembers ty.nestedTypes.right
+        else
+          [ ty ];
+      base = { inherit name; };
     in
-    if builtins.elem base.description seen then
+    if builtins.elem key seen then
       base // { kind = "recursive"; }
-    else if depth > 8 then
+    else if builtins.length seen > 8 then
       base // { kind = "truncated"; }
     else if name == "submodule" then
       base
       // {
         kind = "submodule";
       }
-      // optionalAttrs (nested ? freeformType) { freeformType = sub nested.freeformType; }
+      # Safe to read: the submodule's own description ("open submodule of ...") already did.
+      // optionalAttrs (nested ? freeformType) {
+        freeformType = sub nested.freeformType // {
+          inherit (nested.freeformType) description;
+        };
+      }
     else if name == "enum" then
       base
       // {
@@ -380,11 +395,12 @@ let
         visible = opt.visible or true;
         shown = (if isBool visible then visible else visible == "shallow") && !(opt.internal or false);
         subVisible = if isBool visible then visible else visible == "transparent";
+        # A type may answer a list here; lib's optionAttrSetToDocList then finds no option in it.
         subs = builtins.tryEval (
           let
             ss = opt.type.getSubOptions opt.loc;
           in
-          builtins.seq (attrNames ss) ss
+          if isAttrs ss then builtins.seq (attrNames ss) ss else { }
         );
         subNames =
           if subs.success then
@@ -445,7 +461,7 @@ let
         let
           t = strict (typeInfo [ ] r.option.type);
         in
-        if t.success then t.value // optionalAttrs (r.subNames != [ ]) { subOptions = r.subNames; } else { name = "unknown"; description = r.entry.type; kind = "error"; };
+        if t.success then t.value // { description = r.entry.type; } // optionalAttrs (r.subNames != [ ]) { subOptions = r.subNames; } else { name = "unknown"; description = r.entry.type; kind = "error"; };
     }) rendered
   );
 

@@ -242,6 +242,16 @@ interface EvalOutcome<T> {
   error?: string;
 }
 
+/**
+ * The attribute a failed evaluation found missing in `pkgs`, when the failing source line reads
+ * it from `pkgs` (`pkgs.${name}`, `pkgs.foo`); undefined for any other error.
+ */
+export function missingPackage(error: string | undefined): string | undefined {
+  const m = error && /attribute '([^']+)' missing[\s\S]*?\n\s*(\d+)\|([^\n]*)\n\s*\|\s*\^/.exec(error);
+  if (!m) return undefined;
+  return /\bpkgs\s*\.\s*(\$\{|[A-Za-z_])/.test(m[3]!) ? m[1] : undefined;
+}
+
 /** Nix's message without the trace noise: the last `error:` paragraph. */
 export function nixErrorMessage(stderr: string): string {
   const text = stderr.replace(/\x1b\[[0-9;]*m/g, "").trim();
@@ -302,7 +312,8 @@ type FullOutput = Omit<ExtractResult, "stats">;
  * that cannot be imported by halving the module list; each is reported with Nix's message and left
  * out, and the rest comes out.
  */
-export async function extract(p: ExtractParams): Promise<ExtractResult> {
+export async function extract(params: ExtractParams): Promise<ExtractResult> {
+  let p = params;
   const started = performance.now();
   const counter = { n: 0 };
   const log = p.log ?? (() => {});
@@ -311,7 +322,18 @@ export async function extract(p: ExtractParams): Promise<ExtractResult> {
   const ns = namespaceName.safeParse(p.namespace);
   if (!ns.success) throw new ExtractError("usage", `invalid namespace ${JSON.stringify(p.namespace)}: ${ns.error.issues[0]?.message}`);
 
-  const first = await evaluate<FullOutput>(p, {}, counter);
+  // Packages reached through computed names (`pkgs.${name}`) cannot be found by reading the
+  // source; Nix names them when they are missing, so add them and evaluate again.
+  p = { ...p, packages: [...(p.packages ?? [])] };
+  const learnPackage = (error: string | undefined): boolean => {
+    const name = missingPackage(error);
+    if (!name || p.packages!.includes(name) || p.packages!.length > 200) return false;
+    p.packages!.push(name);
+    log(`pkgs.${name} is reached through a computed name; adding it to the documentation pkgs`);
+    return true;
+  };
+  let first = await evaluate<FullOutput>(p, {}, counter);
+  while (!first.ok && learnPackage(first.error)) first = await evaluate<FullOutput>(p, {}, counter);
   let output: FullOutput;
   const errors: ExtractErrorRecord[] = [];
   if (first.ok) {
@@ -360,6 +382,7 @@ export async function extract(p: ExtractParams): Promise<ExtractResult> {
       const chunk = queue.shift()!;
       const r = await evaluate<FullOutput>(p, { only: chunk, exclude }, counter);
       if (r.ok) good.push(chunk);
+      else if (learnPackage(r.error)) queue.unshift(chunk);
       else if (chunk.length === 1) {
         bad.push(chunk[0]!);
         errors.push({ name: chunk[0]!, fields: ["entry"], message: r.error });
