@@ -56,7 +56,7 @@ describe("npm run extract: errors", () => {
   });
 
   it.skipIf(!nix)("says lib is missing, with exit status 3 and what it tried", async () => {
-    const env = { ...process.env, NIXPKGS_LIB: "", NIX_PATH: "", HOME: mkdtempSync(path.join(os.tmpdir(), "nixdocs-home-")) };
+    const env: NodeJS.ProcessEnv = { ...process.env, NIX_PATH: "", HOME: mkdtempSync(path.join(os.tmpdir(), "nixdocs-home-")) };
     delete env.NIXPKGS_LIB;
     const r = await runExtract(["--modules", "test/nix/fixtures/collection/modules.nix", "--namespace", "x"], env);
     expect(r.code).toBe(3);
