@@ -459,6 +459,22 @@ export function prepareExtract(result: ExtractResult, file = "<extract>"): Prepa
     });
     return { ...m, json, bytes: Buffer.byteLength(json) };
   });
+  // Modules that declare no documented option still carry the import graph (a collection's entry
+  // file, directories that only import others, deprecation modules).
+  const carried = new Set(modules.map((m) => m.path));
+  for (const rec of result.modules) {
+    if (carried.has(rec.path) || !modulePath.safeParse(rec.path).success) continue;
+    const json = JSON.stringify({
+      path: rec.path,
+      description: rec.description ?? "",
+      imports: rec.imports.filter((i) => modulePath.safeParse(i).success),
+      meta: moduleMeta(rec),
+      options: {},
+    });
+    modules.push({ path: rec.path, json, bytes: Buffer.byteLength(json), options: 0 });
+    carried.add(rec.path);
+  }
+  modules.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return { ...base, modules, prepareMs: performance.now() - started };
 }
 

@@ -73,5 +73,10 @@ describe.skipIf(!lib)("npm run extract --upload against npm start", () => {
     expect(web.imports).toEqual(["services/web/tls.nix"]);
     expect(web.meta.contentHash).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(web.description).toMatch(/^A web service imported as a directory/);
+
+    // A module without options of its own is a record too (renames and removals only).
+    const deprecations = await fetch(`${base}/api/v1/namespaces/fixture-e2e/modules/deprecations.nix`);
+    expect(deprecations.status).toBe(200);
+    expect(((await deprecations.json()) as { description: string }).description).toBe("Renamed and removed options.");
   });
 });

@@ -189,6 +189,17 @@ describe.skipIf(!lib)("extracting the fixture collection", () => {
     expect(normalized.modules.flatMap((m) => m.options).length).toBe(Object.keys(result.options).length);
   });
 
+  it("uploads modules without documented options as records of their own", () => {
+    const prepared = prepareExtract(result);
+    const deprecations = prepared.modules.find((m) => m.path === "deprecations.nix");
+    expect(deprecations && JSON.parse(deprecations.json)).toMatchObject({ path: "deprecations.nix", description: "Renamed and removed options.", options: {} });
+  });
+
+  it("refuses output the ingest schema rejects, naming the option", () => {
+    const broken = { ...result, options: { ...result.options, "programs.editor.theme": { ...result.options["programs.editor.theme"]!, type: 42 } } };
+    expect(() => prepareExtract(broken)).toThrow(/do not pass the ingest schema:\n {2}- programs\.editor\.theme › type/);
+  });
+
   it("gives declarations URLs and line numbers with a URL prefix", async () => {
     const withUrls = await extractFixture("collection", lib!, { urlPrefix: "https://example.org/src/" });
     expect(withUrls.options["programs.editor.tabWidth"]!.declarations).toEqual([{ name: "programs/editor.nix", url: "https://example.org/src/programs/editor.nix#L13", line: 13 }]);
