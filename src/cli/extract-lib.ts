@@ -60,9 +60,18 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<R
   });
 }
 
-/** Environment for nix-instantiate: without a daemon it evaluates against the local store. */
+/** Environment for nix-instantiate: without a daemon (root) flakes use the local store. */
 export function nixEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   return { ...env, NIX_REMOTE: env.NIX_REMOTE ?? "" };
+}
+
+/**
+ * Evaluation builds nothing and writes nothing, so it runs against Nix's `dummy://` store: no
+ * daemon, no write access to /nix and no root needed. Flakes are the exception: `getFlake` copies
+ * the flake into the real store.
+ */
+export function nixStoreArgs(flake: boolean): string[] {
+  return flake ? [] : ["--store", "dummy://"];
 }
 
 /** A lib directory (holding default.nix) from a lib dir or a Nixpkgs checkout; undefined if neither. */
@@ -89,7 +98,7 @@ export async function findLib(explicit: string | undefined, nix: string, env: No
     if (what === "--lib") throw new ExtractError("lib-missing", `--lib ${value} is neither Nixpkgs' lib directory nor a Nixpkgs checkout (no default.nix and modules.nix)`);
     tried.push(`NIXPKGS_LIB=${value} (not a lib directory)`);
   }
-  const found = await run(nix, ["--find-file", "nixpkgs/lib"], nixEnv(env));
+  const found = await run(nix, [...nixStoreArgs(false), "--find-file", "nixpkgs/lib"], nixEnv(env));
   const fromNixPath = found.code === 0 ? libDirOf(found.stdout.trim()) : undefined;
   if (fromNixPath) return fromNixPath;
   tried.push("<nixpkgs/lib> on NIX_PATH (not found)");
@@ -287,7 +296,7 @@ async function evaluate<T>(p: ExtractParams, extra: Record<string, unknown>, cou
     if (p.nixpkgs) params.nixpkgsPath = path.resolve(p.nixpkgs);
     if (p.class) params.class = p.class;
     await writeFile(paramsFile, JSON.stringify(params));
-    const args = ["--eval", "--strict", "--json"];
+    const args = [...nixStoreArgs(Boolean(p.flake)), "--eval", "--strict", "--json"];
     if (p.flake) args.push("--extra-experimental-features", "nix-command flakes");
     args.push("-E", driverExpression(p, paramsFile));
     counter.n++;

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ExtractError, extract, findLib, prepareExtract, scanPackagePaths, type ExtractResult } from "../../src/cli/extract-lib.ts";
+import { ExtractError, extract, findLib, nixStoreArgs, prepareExtract, scanPackagePaths, type ExtractResult } from "../../src/cli/extract-lib.ts";
 import { checkPrepared } from "../../src/cli/ingest-lib.ts";
 import { normalizeModules } from "../../src/shared/schemas.ts";
 import { extractFixture, FIXTURES, fixtureParams, goldenFile, goldenText, libForTests, nixFilesOfRepo, nixOrUndefined, ROOT } from "./helpers.ts";
@@ -44,7 +44,7 @@ describe("every .nix file parses", () => {
     expect(files.filter((f) => f.includes("test/nix/fixtures")).length).toBeGreaterThan(8);
   });
   it.each(files.map((f) => [path.relative(ROOT, f)]))("%s", (file) => {
-    expect(() => execFileSync(nix!, ["--parse", path.join(ROOT, file)], { env: { ...process.env, NIX_REMOTE: "" }, stdio: "pipe" })).not.toThrow();
+    expect(() => execFileSync(nix!, [...nixStoreArgs(false), "--parse", path.join(ROOT, file)], { stdio: "pipe" })).not.toThrow();
   });
 });
 
