@@ -1,6 +1,5 @@
 /** Shared by the Nix tests and the golden-file script. @module */
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { extract, extractionDocument, findLib, findNixInstantiate, type ExtractParams, type ExtractResult } from "../../src/cli/extract-lib.ts";
@@ -59,8 +58,13 @@ export async function extractFixture(name: string, lib: string, extra: Partial<E
   return extract(fixtureParams(name, lib, extra));
 }
 
-/** Every .nix file of the repository's nix/ and test/nix/fixtures/. */
-export function nixFilesOfRepo(): string[] {
-  const out = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", "*.nix"], { cwd: ROOT, encoding: "utf8" });
-  return out.split("\n").filter(Boolean).map((f) => path.join(ROOT, f)).filter(existsSync);
+/** Every .nix file of the repository (outside node_modules and tool state), found on disk. */
+export function nixFilesOfRepo(dir = ROOT, out: string[] = []): string[] {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.name === "node_modules" || e.name.startsWith(".")) continue;
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) nixFilesOfRepo(p, out);
+    else if (e.isFile() && e.name.endsWith(".nix")) out.push(p);
+  }
+  return out.sort();
 }
