@@ -36,6 +36,8 @@
   # e.g. "https://github.com/nix-community/home-manager/blob/master/": declarations become
   # { name, url, line } with the line Nix knows.
   urlPrefix ? null,
+  # Declarations as { name, line } even without a URL prefix.
+  withLines ? false,
   namespace ? null,
   class ? null,
   # Extra arguments for a collection function `entry` (e.g. { check = false; }).
@@ -197,13 +199,13 @@ let
       ) (opt.declarationPositions or [ ]);
       line = if positions == [ ] then null else (builtins.head positions).line;
     in
-    if urlPrefix == null then
+    if urlPrefix == null && !withLines then
       path
     else
       {
         name = path;
       }
-      // optionalAttrs (!(hasPrefix "<" path)) {
+      // optionalAttrs (urlPrefix != null && !(hasPrefix "<" path)) {
         url = urlPrefix + path + (if line == null then "" else "#L${toString line}");
       }
       // optionalAttrs (line != null) { inherit line; };

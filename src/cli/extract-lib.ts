@@ -165,6 +165,8 @@ export interface ExtractParams {
   /** Root that declarations are made relative to; default: the directory of `modules`, or the flake. */
   sourceRoot?: string;
   urlPrefix?: string;
+  /** Declarations as `{ name, line }` objects even without `urlPrefix`. */
+  withLines?: boolean;
   /** A Nixpkgs checkout for `pkgs.path` and the real `pkgs.formats` (optional). */
   nixpkgs?: string;
   /** File evaluating to a lib overlay `self: super: { ... }` applied before evaluation. */
@@ -293,6 +295,7 @@ async function evaluate<T>(p: ExtractParams, extra: Record<string, unknown>, cou
     if (modulesPath) params.entryPath = modulesPath;
     if (sourceRoot) params.sourceRoot = sourceRoot;
     if (p.urlPrefix) params.urlPrefix = p.urlPrefix;
+    if (p.withLines) params.withLines = true;
     if (p.nixpkgs) params.nixpkgsPath = path.resolve(p.nixpkgs);
     if (p.class) params.class = p.class;
     await writeFile(paramsFile, JSON.stringify(params));

@@ -28,6 +28,7 @@ source:
                        NIXPKGS_LIB, then <nixpkgs/lib> from NIX_PATH
   --source-root DIR    declarations are made relative to it (default: the directory of --modules)
   --url-prefix URL     declarations become {name, url, line} with URL + path + #L<line>
+  --lines              declarations become {name, line} (the line Nix knows), without a URL
   --nixpkgs PATH       a nixpkgs checkout: pkgs.path and the real pkgs.formats for the stub
   --lib-overlay FILE   a lib overlay (self: super: { ... }) applied before evaluation
   --class NAME         the module class given to evalModules (nixos, homeManager, darwin)
@@ -81,6 +82,7 @@ async function main(): Promise<number> {
         lib: { type: "string" },
         "source-root": { type: "string" },
         "url-prefix": { type: "string" },
+        lines: { type: "boolean", default: false },
         nixpkgs: { type: "string" },
         "lib-overlay": { type: "string" },
         class: { type: "string" },
@@ -138,6 +140,7 @@ async function main(): Promise<number> {
       lib,
       sourceRoot: resolve(values["source-root"]),
       urlPrefix: values["url-prefix"],
+      withLines: values.lines,
       nixpkgs: resolve(values.nixpkgs),
       libOverlay: resolve(values["lib-overlay"]),
       class: values.class,

@@ -200,10 +200,13 @@ describe.skipIf(!lib)("extracting the fixture collection", () => {
     expect(() => prepareExtract(broken)).toThrow(/do not pass the ingest schema:\n {2}- programs\.editor\.theme › type/);
   });
 
-  it("gives declarations URLs and line numbers with a URL prefix", async () => {
+  it("gives declarations line numbers, and URLs with a URL prefix", async () => {
     const withUrls = await extractFixture("collection", lib!, { urlPrefix: "https://example.org/src/" });
     expect(withUrls.options["programs.editor.tabWidth"]!.declarations).toEqual([{ name: "programs/editor.nix", url: "https://example.org/src/programs/editor.nix#L13", line: 13 }]);
     expect(withUrls.options["services.web.listen"]!.declarations).toEqual([{ name: "services/web", url: "https://example.org/src/services/web#L51", line: 51 }]);
+    const withLines = await extractFixture("collection", lib!, { withLines: true });
+    expect(withLines.options["programs.editor.tabWidth"]!.declarations).toEqual([{ name: "programs/editor.nix", line: 13 }]);
+    expect(() => prepareExtract(withLines)).not.toThrow();
   });
 });
 
