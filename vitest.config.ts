@@ -45,7 +45,7 @@ export default defineConfig({
     // .ci/run collects these JSON reports to print "N passed, N failed".
     reporters: process.env.NIXDOCS_REPORT_DIR ? ["default", ["json", { outputFile: path.join(process.env.NIXDOCS_REPORT_DIR, "workers.json") }]] : ["default"],
     include: ["test/**/*.test.ts"],
-    exclude: ["test/e2e/**"],
+    exclude: ["test/e2e/**", "test/nix/**"],
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },
