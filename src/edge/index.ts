@@ -6,6 +6,7 @@ import "../shared/zod.ts";
 import { createApp } from "./app.ts";
 
 export { NamespaceShard } from "../objects/NamespaceShard/index.ts";
+export { RateLimiter } from "../objects/RateLimiter.ts";
 export { SearchCoordinator } from "../objects/SearchCoordinator.ts";
 
 const app = createApp();

@@ -1,0 +1,112 @@
+/**
+ * Rate limiting, the pure part: the token-bucket algorithm (clock injected), the limit syntax of
+ * the `RATE_LIMIT_*` vars and the choice of which layer's figures a response reports.
+ *
+ * Why a token bucket and not a sliding window: its state is two numbers per client (tokens,
+ * last refill), it is exact (a sliding-window *counter* approximates the previous window, a
+ * sliding *log* stores every request), it has no window-boundary burst of 2× the limit as a fixed
+ * window has, and the wait until the next allowed request (`Retry-After`) follows from the state
+ * exactly. A bucket of `limit` tokens refilling `limit` tokens per `period` allows a burst of
+ * `limit` and `limit` per period sustained, which is what "600/60" reads as.
+ * @module
+ */
+import { z } from "./zod.ts";
+
+/** `limit` requests per `periodSeconds`. */
+export interface RateRule {
+  limit: number;
+  periodSeconds: number;
+}
+
+/** What a limiter keeps per bucket; `updatedAt` in ms since the epoch. */
+export interface BucketState {
+  tokens: number;
+  updatedAt: number;
+}
+
+/** One layer's answer, in the units of the IETF RateLimit header fields draft. */
+export interface RateDecision {
+  allowed: boolean;
+  limit: number;
+  /** Requests left now (whole tokens). */
+  remaining: number;
+  /** Seconds until the bucket is full again (the quota fully "resets"). */
+  resetSeconds: number;
+  /** Seconds until the next request would be allowed; 0 when allowed. */
+  retryAfterSeconds: number;
+}
+
+/**
+ * Take `cost` tokens from a bucket at time `now` (ms). A missing state is a full bucket. Tokens
+ * never exceed the limit, also when the rule shrank since the state was written, and a clock
+ * that went backwards refills nothing.
+ */
+export function takeTokens(state: BucketState | null, rule: RateRule, now: number, cost = 1): { state: BucketState; decision: RateDecision } {
+  const perMs = rule.limit / (rule.periodSeconds * 1000);
+  const elapsed = state ? Math.max(0, now - state.updatedAt) : 0;
+  const before = state ? Math.min(rule.limit, state.tokens + elapsed * perMs) : rule.limit;
+  const allowed = before >= cost;
+  const tokens = allowed ? before - cost : before;
+  const next = { tokens, updatedAt: state ? Math.max(now, state.updatedAt) : now };
+  return {
+    state: next,
+    decision: {
+      allowed,
+      limit: rule.limit,
+      remaining: Math.floor(tokens),
+      resetSeconds: Math.ceil((rule.limit - tokens) / perMs / 1000),
+      retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((cost - tokens) / perMs / 1000)),
+    },
+  };
+}
+
+/**
+ * The figures a response carries when several layers apply: a refusing layer (the longest wait)
+ * if any, else the layer with the fewest requests left (the IETF draft's "most restrictive").
+ * Layers without figures (a Workers Rate Limiting binding that allowed) are left out by callers.
+ */
+export function mostRestrictive<T extends RateDecision>(decisions: readonly T[]): T | undefined {
+  let best: T | undefined;
+  for (const d of decisions) {
+    if (!best) best = d;
+    else if (!d.allowed && (best.allowed || d.retryAfterSeconds > best.retryAfterSeconds)) best = d;
+    else if (d.allowed && best.allowed && (d.remaining < best.remaining || (d.remaining === best.remaining && d.resetSeconds > best.resetSeconds))) best = d;
+  }
+  return best;
+}
+
+/** A limit as written in `wrangler.jsonc`: `"<requests>/<seconds>"` (e.g. `"600/60"`) or `"off"`. */
+export const rateRuleText = z
+  .string()
+  .trim()
+  .transform((text, ctx): RateRule | null => {
+    if (text === "off") return null;
+    const m = /^(\d{1,9})\s*\/\s*(\d{1,7})$/.exec(text);
+    const limit = m ? Number(m[1]) : 0;
+    const periodSeconds = m ? Number(m[2]) : 0;
+    if (!m || limit < 1 || periodSeconds < 1) {
+      ctx.addIssue({ code: "custom", message: `expected "<requests>/<seconds>" with both at least 1 (such as "600/60"), or "off"; got ${JSON.stringify(text.slice(0, 40))}` });
+      return z.NEVER;
+    }
+    return { limit, periodSeconds };
+  });
+
+/** The route classes with a limit of their own. */
+export const ROUTE_CLASSES = ["search", "read", "write", "admin"] as const;
+export type RouteClass = (typeof ROUTE_CLASSES)[number];
+
+/** The limits of each layer; `null` turns a layer off. */
+export interface RateLimitConfig {
+  ip: RateRule | null;
+  key: RateRule | null;
+  route: Record<RouteClass, RateRule | null>;
+  global: RateRule | null;
+}
+
+/** Which limit class a request falls in: writes and admin routes by method/path, searches, the rest reads. */
+export function routeClass(method: string, path: string): RouteClass {
+  if (path === "/api/v1/admin" || path.startsWith("/api/v1/admin/")) return "admin";
+  if (method !== "GET" && method !== "HEAD") return "write";
+  if (path === "/api/v1/search" || path.startsWith("/api/v1/search/")) return "search";
+  return "read";
+}
