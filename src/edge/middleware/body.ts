@@ -25,17 +25,31 @@ export function limitBody() {
 }
 
 /**
- * Deepest nesting of arrays/objects and longest string literal (keys too, in characters as sent,
- * escapes included) of JSON text, in one pass without parsing.
+ * In one pass over JSON text, without parsing: the deepest nesting of arrays/objects, the longest
+ * string literal (keys too, in characters as sent, escapes included), and whether a `\uD800`-style
+ * escape leaves a surrogate unpaired (JSON.parse accepts it; it is not text and cannot be stored as UTF-8).
  */
-export function scanJson(text: string): { depth: number; longestString: number } {
+export function scanJson(text: string): { depth: number; longestString: number; loneSurrogate: boolean } {
   let depth = 0;
   let max = 0;
   let longest = 0;
   let stringStart = -1;
+  let loneSurrogate = false;
+  /** The previous thing in this string was a high-surrogate escape: a low one must come next. */
+  let highPending = false;
   for (let i = 0; i < text.length; i++) {
     const ch = text.charCodeAt(i);
     if (stringStart >= 0) {
+      if (ch === 92 && text.charCodeAt(i + 1) === 117 /* \u */) {
+        const unit = parseInt(text.slice(i + 2, i + 6), 16);
+        const isLow = unit >= 0xdc00 && unit <= 0xdfff;
+        if (isLow !== highPending) loneSurrogate = true;
+        highPending = unit >= 0xd800 && unit <= 0xdbff;
+        i += 5;
+        continue;
+      }
+      if (highPending) loneSurrogate = true;
+      highPending = false;
       if (ch === 92) i++;
       else if (ch === 34) {
         longest = Math.max(longest, i - stringStart - 1);
@@ -47,7 +61,7 @@ export function scanJson(text: string): { depth: number; longestString: number }
   }
   // An unterminated string still counts (the parse will refuse it anyway).
   if (stringStart >= 0) longest = Math.max(longest, text.length - stringStart - 1);
-  return { depth: max, longestString: longest };
+  return { depth: max, longestString: longest, loneSurrogate: loneSurrogate || highPending };
 }
 
 export async function readJson(c: Context<AppEnv>): Promise<unknown> {
@@ -65,6 +79,9 @@ export async function readJson(c: Context<AppEnv>): Promise<unknown> {
   const scan = scanJson(text);
   if (scan.depth > MAX_JSON_DEPTH) {
     throw new ApiError(400, "invalid_json", `the body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+  if (scan.loneSurrogate) {
+    throw new ApiError(400, "invalid_json", "the body holds an unpaired surrogate escape (such as \\ud800), which is not text");
   }
   const maxString = c.get("config").maxJsonStringChars;
   if (scan.longestString > maxString) {

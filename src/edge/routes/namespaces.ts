@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import { ApiError, unwrap } from "../../shared/errors.ts";
 import { groupIntoModules } from "../../shared/group.ts";
 import { LIMITS } from "../../shared/limits.ts";
-import { ingestQuery, modulePath, namespaceName, normalizeModules, normalizeOptionsJson } from "../../shared/schemas.ts";
+import { ingestQuery, modulePath, namespaceName, UNSAFE_NAME_CHARS, normalizeModules, normalizeOptionsJson } from "../../shared/schemas.ts";
 import type { ModuleRecord } from "../../shared/types.ts";
 import { z } from "../../shared/zod.ts";
 import type { AppEnv } from "../env.ts";
@@ -29,7 +29,7 @@ const optionNameParam = z.object({
     .string()
     .min(1, "the option name is missing")
     .max(LIMITS.maxPathLength * 4, "the option name is too long")
-    .refine((n) => !/[\u0000-\u001f\u007f]/.test(n), "the option name must not contain control characters"),
+    .refine((n) => !UNSAFE_NAME_CHARS.test(n), "the option name must not contain control or bidirectional formatting characters"),
 });
 
 /**
