@@ -13,7 +13,10 @@ export default defineConfig({
     cloudflareTest({
       wrangler: { configPath: "./wrangler.jsonc" },
       miniflare: {
-        bindings: { ADMIN_TOKEN: "test-admin-token", SEARCH_SHARD_TIMEOUT_MS: "1500" },
+        // Test requests carry no CF-Connecting-IP, so they all share one per-IP bucket, and
+        // ingest.test.ts reads all 23,309 Home Manager and nixvim options one by one: the per-IP
+        // limit is raised here. test/rate-limit.test.ts sets its own limits per request.
+        bindings: { ADMIN_TOKEN: "test-admin-token", SEARCH_SHARD_TIMEOUT_MS: "1500", RATE_LIMIT_IP: "1000000/60" },
         // Tests inside workerd read the real data files through this Node-side service:
         // GET http://data/<file> answers the file's bytes, or 404 naming the missing path.
         serviceBindings: {

@@ -42,6 +42,16 @@ describe("token bucket (takeTokens)", () => {
     expect(back.state.updatedAt).toBe(50_000);
   });
 
+  it("leases tokens in advance from the upper half of the bucket only", () => {
+    const rule = { limit: 1000, periodSeconds: 60 };
+    const first = takeTokens(null, rule, 0, 1, 10);
+    expect(first.decision).toMatchObject({ allowed: true, leased: 10, remaining: 989 });
+    // Near the middle the lease shrinks to what lies above half, then stops.
+    expect(takeTokens({ tokens: 505, updatedAt: 0 }, rule, 0, 1, 10).decision.leased).toBe(4);
+    expect(takeTokens({ tokens: 400, updatedAt: 0 }, rule, 0, 1, 10).decision).toMatchObject({ allowed: true, leased: 0, remaining: 399 });
+    expect(takeTokens({ tokens: 0, updatedAt: 0 }, rule, 0, 1, 10).decision).toMatchObject({ allowed: false, leased: 0 });
+  });
+
   it("clamps tokens saved under a larger limit to the new one", () => {
     const r = takeTokens({ tokens: 500, updatedAt: 0 }, RULE, 0);
     expect(r.decision.remaining).toBe(2);
@@ -192,6 +202,22 @@ describe("rate limit middleware", () => {
     expect(refused.status).toBe(429);
     expect((await json(refused)).error.details.layer).toBe("route");
     expect((await appFetch(from("192.0.2.21"), vars)).status).toBe(200);
+  });
+
+  it("spends tokens leased to the isolate without asking the object, far from the limit only", async () => {
+    const vars = { ...LOOSE, RATE_LIMIT_IP: "1000/60" };
+    const stored = async (ip: string) => {
+      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(ip)));
+      const bucket = `ip:${Array.from(digest.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("")}`;
+      return runInDurableObject(limiter(bucket), (_i: RateLimiter, state) => state.storage.sql.exec<{ tokens: number }>("SELECT tokens FROM buckets").toArray()[0]?.tokens);
+    };
+    const remaining: string[] = [];
+    for (let i = 0; i < 11; i++) remaining.push((await appFetch(from("192.0.2.61"), vars)).headers.get("ratelimit-remaining")!);
+    // One round trip took 1 + 10 leased tokens; the next 10 requests spent the lease locally.
+    expect(await stored("192.0.2.61")).toBe(989);
+    expect(remaining.map(Number)).toEqual([999, 998, 997, 996, 995, 994, 993, 992, 991, 990, 989]);
+    await appFetch(from("192.0.2.61"), vars);
+    expect(await stored("192.0.2.61")).toBeLessThan(989);
   });
 
   it("answers 400 for a CF-Connecting-IP that is not an address", async () => {

@@ -13,7 +13,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { ApiError, rpcResult, type RpcResult } from "../shared/errors.ts";
-import { takeTokens, type BucketState, type RateDecision } from "../shared/rateLimit.ts";
+import { takeTokens, type BucketState, type RateGrant } from "../shared/rateLimit.ts";
 import { zodIssues } from "../shared/schemas.ts";
 import { z } from "../shared/zod.ts";
 import { applyMigrations, type Migration } from "./migrations.ts";
@@ -35,6 +35,8 @@ const takeRequest = z.strictObject({
   limit: z.number().int().min(1).max(1e9),
   periodSeconds: z.number().int().min(1).max(1e7),
   cost: z.number().int().min(1).max(1e6).default(1),
+  /** Tokens the caller would like in advance (granted from the upper half of the bucket only). */
+  lease: z.number().int().min(0).max(1e6).default(0),
 });
 export type TakeRequest = z.input<typeof takeRequest>;
 
@@ -49,8 +51,8 @@ export class RateLimiter extends DurableObject<Env> {
     });
   }
 
-  /** Take tokens from the bucket; the answer says whether the request may pass. */
-  take(request: TakeRequest): Promise<RpcResult<RateDecision>> {
+  /** Take tokens from the bucket; the answer says whether the request may pass, and how many tokens were leased. */
+  take(request: TakeRequest): Promise<RpcResult<RateGrant>> {
     return rpcResult(() => {
       const parsed = takeRequest.safeParse(request);
       if (!parsed.success) throw new ApiError(400, "validation_failed", "invalid rate limiter request", { issues: zodIssues(parsed.error) });
@@ -58,10 +60,10 @@ export class RateLimiter extends DurableObject<Env> {
     });
   }
 
-  #take({ bucket, limit, periodSeconds, cost }: z.output<typeof takeRequest>): RateDecision {
+  #take({ bucket, limit, periodSeconds, cost, lease }: z.output<typeof takeRequest>): RateGrant {
     const row = this.#sql.exec<{ tokens: number; updated_at: number }>("SELECT tokens, updated_at FROM buckets WHERE bucket = ?", bucket).toArray()[0];
     const state: BucketState | null = row ? { tokens: row.tokens, updatedAt: row.updated_at } : null;
-    const { state: next, decision } = takeTokens(state, { limit, periodSeconds }, Date.now(), cost);
+    const { state: next, decision } = takeTokens(state, { limit, periodSeconds }, Date.now(), cost, lease);
     this.#sql.exec(
       "INSERT INTO buckets (bucket, tokens, updated_at) VALUES (?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
       bucket,

@@ -36,17 +36,34 @@ export interface RateDecision {
   retryAfterSeconds: number;
 }
 
+/** Tokens taken in advance for an edge isolate to spend without a round trip (see `leaseSize`). */
+export interface RateGrant extends RateDecision {
+  leased: number;
+}
+
 /**
- * Take `cost` tokens from a bucket at time `now` (ms). A missing state is a full bucket. Tokens
- * never exceed the limit, also when the rule shrank since the state was written, and a clock
- * that went backwards refills nothing.
+ * How many tokens an isolate asks for in advance: 1% of the limit (none for limits under 100, which
+ * stay exact per request). Leased tokens are taken from the bucket at once, so leasing can only
+ * refuse a little early (tokens an isolate leased and did not spend), never let more through.
  */
-export function takeTokens(state: BucketState | null, rule: RateRule, now: number, cost = 1): { state: BucketState; decision: RateDecision } {
+export function leaseSize(rule: RateRule): number {
+  return Math.floor(rule.limit / 100);
+}
+
+/**
+ * Take `cost` tokens from a bucket at time `now` (ms), plus up to `lease` more for the caller to
+ * spend on its own, granted only from the upper half of the bucket so decisions near the limit stay
+ * per request. A missing state is a full bucket. Tokens never exceed the limit, also when the rule
+ * shrank since the state was written, and a clock that went backwards refills nothing.
+ */
+export function takeTokens(state: BucketState | null, rule: RateRule, now: number, cost = 1, lease = 0): { state: BucketState; decision: RateGrant } {
   const perMs = rule.limit / (rule.periodSeconds * 1000);
   const elapsed = state ? Math.max(0, now - state.updatedAt) : 0;
   const before = state ? Math.min(rule.limit, state.tokens + elapsed * perMs) : rule.limit;
   const allowed = before >= cost;
-  const tokens = allowed ? before - cost : before;
+  const afterCost = allowed ? before - cost : before;
+  const leased = allowed ? Math.max(0, Math.min(lease, Math.floor(afterCost - rule.limit / 2))) : 0;
+  const tokens = afterCost - leased;
   const next = { tokens, updatedAt: state ? Math.max(now, state.updatedAt) : now };
   return {
     state: next,
@@ -56,6 +73,7 @@ export function takeTokens(state: BucketState | null, rule: RateRule, now: numbe
       remaining: Math.floor(tokens),
       resetSeconds: Math.ceil((rule.limit - tokens) / perMs / 1000),
       retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((cost - tokens) / perMs / 1000)),
+      leased,
     },
   };
 }

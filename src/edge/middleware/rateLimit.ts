@@ -15,7 +15,7 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { ApiError, unwrap } from "../../shared/errors.ts";
-import { mostRestrictive, routeClass, type RateDecision, type RateLimitConfig, type RateRule } from "../../shared/rateLimit.ts";
+import { leaseSize, mostRestrictive, routeClass, type RateDecision, type RateGrant, type RateLimitConfig, type RateRule } from "../../shared/rateLimit.ts";
 import { z } from "../../shared/zod.ts";
 import type { AppEnv } from "../env.ts";
 import { errorResponse } from "./errors.ts";
@@ -86,6 +86,46 @@ async function layersFor(c: Context<AppEnv>, cfg: RateLimitConfig): Promise<Laye
   return layers;
 }
 
+/** How long an isolate may spend leased tokens; unspent ones are lost (the limit is never exceeded). */
+const LEASE_MS = 1_000;
+
+interface Lease {
+  tokens: number;
+  expiresAt: number;
+  grant: RateGrant;
+}
+
+/** Leased tokens of this isolate, by bucket and rule (an environment with other limits is another lease). */
+const leases = new Map<string, Lease>();
+
+function spendLease(key: string, now: number): RateDecision | null {
+  const lease = leases.get(key);
+  if (!lease) return null;
+  if (lease.expiresAt <= now || lease.tokens < 1) {
+    leases.delete(key);
+    return null;
+  }
+  lease.tokens--;
+  const { leased: _leased, ...figures } = lease.grant;
+  return { ...figures, remaining: lease.grant.remaining + lease.tokens };
+}
+
+async function take(env: Env, layer: Layer): Promise<RateDecision> {
+  const key = `${layer.bucket}|${layer.rule.limit}/${layer.rule.periodSeconds}`;
+  const now = Date.now();
+  const spent = spendLease(key, now);
+  if (spent) return spent;
+  const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(layer.bucket));
+  const grant = unwrap(await stub.take({ bucket: layer.bucket, limit: layer.rule.limit, periodSeconds: layer.rule.periodSeconds, lease: leaseSize(layer.rule) }));
+  if (grant.leased > 0) {
+    // Keep the map small in a long-lived isolate that has seen many clients.
+    if (leases.size >= 10_000) for (const [k, l] of leases) if (l.expiresAt <= now) leases.delete(k);
+    leases.set(key, { tokens: grant.leased, expiresAt: now + LEASE_MS, grant });
+  }
+  const { leased, ...figures } = grant;
+  return { ...figures, remaining: figures.remaining + leased };
+}
+
 async function check(env: Env, layer: Layer): Promise<LayerDecision | null> {
   try {
     if (layer.binding) {
@@ -96,9 +136,7 @@ async function check(env: Env, layer: Layer): Promise<LayerDecision | null> {
         ? { layer: layer.name, hasFigures: false, allowed: true, limit, remaining: limit, resetSeconds: 0, retryAfterSeconds: 0 }
         : { layer: layer.name, hasFigures: true, allowed: false, limit, remaining: 0, resetSeconds: periodSeconds, retryAfterSeconds: periodSeconds };
     }
-    const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(layer.bucket));
-    const decision = unwrap(await stub.take({ bucket: layer.bucket, limit: layer.rule.limit, periodSeconds: layer.rule.periodSeconds }));
-    return { layer: layer.name, hasFigures: true, ...decision };
+    return { layer: layer.name, hasFigures: true, ...(await take(env, layer)) };
   } catch (err) {
     console.error("rate limit: layer failed, letting the request through", layer.name, err instanceof Error ? err.message : String(err));
     return null;
