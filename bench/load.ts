@@ -16,7 +16,7 @@
  *    refilled over 2 s), warmed up, then one step at 2·R. Expect 429s with Retry-After, no 5xx, and no lost
  *    write: every write answered 2xx is read back afterwards (reads honour Retry-After).
  *
- * Env: LOAD_RATES (comma-separated requests/s, default 10,20,40,60,80,100,120,150,180,220,260,300),
+ * Env: LOAD_RATES (comma-separated requests/s, default 2,5,10,15,20,30,40,50,60,80,100,120,150,200),
  * LOAD_STEP_S (default 10, max 60), LOAD_SEED (PRNG seed, default 1), NIXDOCS_DATA_DIR.
  * @module
  */
@@ -28,7 +28,7 @@ import { dataFiles, repoRoot } from "./lib/paths.ts";
 import { seedAll } from "./lib/seed.ts";
 import { machine, ms, saveResult, summary, table } from "./lib/stats.ts";
 
-const RATES = (process.env.LOAD_RATES ?? "10,20,40,60,80,100,120,150,180,220,260,300").split(",").map(Number);
+const RATES = (process.env.LOAD_RATES ?? "2,5,10,15,20,30,40,50,60,80,100,120,150,200").split(",").map(Number);
 const STEP_S = Math.min(60, Number(process.env.LOAD_STEP_S ?? 10));
 const P99_BUDGET_MS = 250;
 const SCRATCH = "bench-scratch";
