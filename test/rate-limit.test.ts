@@ -3,7 +3,7 @@
  * `RateLimiter` object across eviction, and the layered middleware with its headers, its 429s and
  * the Workers Rate Limiting binding adapter (a fake binding in the documented shape).
  */
-import { abortAllDurableObjects, createExecutionContext, evictDurableObject, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { abortAllDurableObjects, createExecutionContext, evictDurableObject, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../src/edge/app.ts";
@@ -11,7 +11,7 @@ import type { RateLimitBinding } from "../src/edge/middleware/rateLimit.ts";
 import type { RateLimiter } from "../src/objects/RateLimiter.ts";
 import { parseServiceConfig } from "../src/shared/config.ts";
 import { unwrap } from "../src/shared/errors.ts";
-import { mostRestrictive, routeClass, takeTokens, type BucketState, type RateDecision } from "../src/shared/rateLimit.ts";
+import { bucketFullAt, mostRestrictive, routeClass, takeTokens, type BucketState, type RateDecision } from "../src/shared/rateLimit.ts";
 import { ADMIN, api, json } from "./helpers.ts";
 
 const RULE = { limit: 3, periodSeconds: 60 };
@@ -50,6 +50,11 @@ describe("token bucket (takeTokens)", () => {
     expect(takeTokens({ tokens: 505, updatedAt: 0 }, rule, 0, 1, 10).decision.leased).toBe(4);
     expect(takeTokens({ tokens: 400, updatedAt: 0 }, rule, 0, 1, 10).decision).toMatchObject({ allowed: true, leased: 0, remaining: 399 });
     expect(takeTokens({ tokens: 0, updatedAt: 0 }, rule, 0, 1, 10).decision).toMatchObject({ allowed: false, leased: 0 });
+  });
+
+  it("says when a bucket will be full again", () => {
+    expect(bucketFullAt({ tokens: 1, updatedAt: 1_000 }, RULE)).toBe(1_000 + 40_000);
+    expect(bucketFullAt({ tokens: 3, updatedAt: 1_000 }, RULE)).toBe(1_000);
   });
 
   it("clamps tokens saved under a larger limit to the new one", () => {
@@ -119,6 +124,14 @@ describe("configuration (wrangler.jsonc vars)", () => {
 
 const limiter = (bucket: string) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(bucket));
 
+/** Buckets stored by a limiter object (none, too, when it has no tables: never used, or cleaned up). */
+function storedBuckets(stub: ReturnType<typeof limiter>): Promise<{ bucket: string; tokens: number }[]> {
+  return runInDurableObject(stub, (_i: RateLimiter, state) => {
+    const hasTable = state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'buckets'").toArray().length > 0;
+    return hasTable ? state.storage.sql.exec<{ bucket: string; tokens: number }>("SELECT bucket, tokens FROM buckets").toArray() : [];
+  });
+}
+
 describe("RateLimiter object", () => {
   it("keeps its bucket in SQLite: evicted or aborted mid-window it still refuses", async () => {
     const stub = limiter("ip:evict-test");
@@ -131,8 +144,24 @@ describe("RateLimiter object", () => {
     const refused = unwrap(await limiter("ip:evict-test").take({ bucket: "ip:evict-test", limit: 3, periodSeconds: 3600 }));
     expect(refused).toMatchObject({ allowed: false, remaining: 0 });
     expect(refused.retryAfterSeconds).toBeGreaterThan(1000);
-    const rows = await runInDurableObject(limiter("ip:evict-test"), (_i: RateLimiter, state) => state.storage.sql.exec("SELECT bucket FROM buckets").toArray());
-    expect(rows).toEqual([{ bucket: "ip:evict-test" }]);
+    expect((await storedBuckets(limiter("ip:evict-test"))).map((b) => b.bucket)).toEqual(["ip:evict-test"]);
+  });
+
+  it("deletes its storage once the bucket has refilled, and keeps it while it has not", async () => {
+    const fast = limiter("ip:cleanup-fast");
+    unwrap(await fast.take({ bucket: "ip:cleanup-fast", limit: 2, periodSeconds: 1 }));
+    const slow = limiter("ip:cleanup-slow");
+    unwrap(await slow.take({ bucket: "ip:cleanup-slow", limit: 2, periodSeconds: 3600 }));
+    await new Promise((r) => setTimeout(r, 700));
+    // The fast bucket's alarm (due after 500 ms) may have run by itself already; run it if not.
+    await runDurableObjectAlarm(fast);
+    expect(await runDurableObjectAlarm(slow)).toBe(true);
+    expect(await storedBuckets(fast)).toEqual([]);
+    expect(await runInDurableObject(fast, (_i: RateLimiter, state) => state.storage.sql.exec("SELECT name FROM sqlite_master").toArray())).toEqual([]);
+    expect(await storedBuckets(slow)).toHaveLength(1);
+    expect(await runInDurableObject(slow, (_i: RateLimiter, state) => state.storage.getAlarm())).toBeGreaterThan(Date.now() + 1_000_000);
+    // A bucket taken from again after its clean-up starts full.
+    expect(unwrap(await fast.take({ bucket: "ip:cleanup-fast", limit: 2, periodSeconds: 1 })).remaining).toBe(1);
   });
 
   it("refuses malformed calls", async () => {
@@ -209,7 +238,7 @@ describe("rate limit middleware", () => {
     const stored = async (ip: string) => {
       const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(ip)));
       const bucket = `ip:${Array.from(digest.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("")}`;
-      return runInDurableObject(limiter(bucket), (_i: RateLimiter, state) => state.storage.sql.exec<{ tokens: number }>("SELECT tokens FROM buckets").toArray()[0]?.tokens);
+      return (await storedBuckets(limiter(bucket)))[0]?.tokens;
     };
     const remaining: string[] = [];
     for (let i = 0; i < 11; i++) remaining.push((await appFetch(from("192.0.2.61"), vars)).headers.get("ratelimit-remaining")!);
@@ -250,8 +279,7 @@ describe("rate limit middleware", () => {
     expect(new Set(keys).size).toBe(1);
     expect(keys[0]).toMatch(/^ip:[0-9a-f]{16}$/);
     expect(keys[0]).not.toContain("192.0.2.30");
-    const rows = await runInDurableObject(limiter(keys[0]!), (_i: RateLimiter, state) => state.storage.sql.exec("SELECT count(*) AS n FROM buckets").one().n);
-    expect(rows).toBe(0);
+    expect(await storedBuckets(limiter(keys[0]!))).toEqual([]);
   });
 
   it("lets requests through when a limiter object fails, rather than failing the API", async () => {

@@ -78,6 +78,12 @@ export function takeTokens(state: BucketState | null, rule: RateRule, now: numbe
   };
 }
 
+/** When (ms) the bucket will be full again if nobody takes from it: from then on it is the same as no bucket. */
+export function bucketFullAt(state: BucketState, rule: RateRule): number {
+  const perMs = rule.limit / (rule.periodSeconds * 1000);
+  return state.updatedAt + Math.ceil(Math.max(0, rule.limit - state.tokens) / perMs);
+}
+
 /**
  * The figures a response carries when several layers apply: a refusing layer (the longest wait)
  * if any, else the layer with the fewest requests left (the IETF draft's "most restrictive").
