@@ -11,7 +11,7 @@ import type { RateLimitBinding } from "../src/edge/middleware/rateLimit.ts";
 import type { RateLimiter } from "../src/objects/RateLimiter.ts";
 import { parseServiceConfig } from "../src/shared/config.ts";
 import { unwrap } from "../src/shared/errors.ts";
-import { bucketFullAt, mostRestrictive, routeClass, takeTokens, type BucketState, type RateDecision } from "../src/shared/rateLimit.ts";
+import { bucketFullAt, clientAddressKey, mostRestrictive, routeClass, takeTokens, type BucketState, type RateDecision } from "../src/shared/rateLimit.ts";
 import { ADMIN, api, json } from "./helpers.ts";
 
 const RULE = { limit: 3, periodSeconds: 60 };
@@ -68,6 +68,16 @@ describe("token bucket (takeTokens)", () => {
     expect(mostRestrictive([d(true, 0), d(false, 0, 3), d(false, 0, 7)])?.retryAfterSeconds).toBe(7);
     expect(mostRestrictive([d(true, 2, 0, 5), d(true, 2, 0, 30)])?.resetSeconds).toBe(30);
     expect(mostRestrictive([])).toBeUndefined();
+  });
+
+  it("keys IPv4 clients by address and IPv6 clients by their /64", () => {
+    expect(clientAddressKey("192.0.2.7")).toBe("192.0.2.7");
+    expect(clientAddressKey("2001:db8::1")).toBe("2001:db8:0:0::/64");
+    expect(clientAddressKey("2001:0DB8:0000:0000:1:2:3:4")).toBe("2001:db8:0:0::/64");
+    expect(clientAddressKey("2001:db8:1:2::")).toBe("2001:db8:1:2::/64");
+    expect(clientAddressKey("2001:db8:1:2:ffff::9")).toBe("2001:db8:1:2::/64");
+    expect(clientAddressKey("::1")).toBe("0:0:0:0::/64");
+    expect(clientAddressKey("::ffff:192.0.2.1")).toBe("0:0:0:0::/64");
   });
 
   it("classes routes as search, read, write and admin", () => {
@@ -210,6 +220,9 @@ describe("rate limit middleware", () => {
     const body = await json(refused);
     expect(body.error).toMatchObject({ code: "rate_limited", details: { layer: "ip", limit: 3, retryAfterSeconds: 20 } });
     expect((await appFetch(from("2001:db8::1"), vars)).status).toBe(200);
+    // Addresses of one IPv6 /64 share a bucket.
+    for (const ip of ["2001:db8::2", "2001:db8::3"]) expect((await appFetch(from(ip), vars)).status).toBe(200);
+    expect((await appFetch(from("2001:db8:0:0:ffff::1"), vars)).status).toBe(429);
   });
 
   it("limits each bearer credential, whichever IP it comes from", async () => {

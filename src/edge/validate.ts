@@ -3,7 +3,7 @@ import { ApiError } from "../shared/errors.ts";
 import { zodIssues } from "../shared/schemas.ts";
 import { z } from "../shared/zod.ts";
 
-export function parseOr400<S extends z.ZodType>(schema: S, value: unknown, where: "query" | "path" | "body"): z.infer<S> {
+export function parseOr400<S extends z.ZodType>(schema: S, value: unknown, where: "query" | "path" | "body" | "header"): z.infer<S> {
   const result = schema.safeParse(value);
   if (!result.success) {
     throw new ApiError(400, "validation_failed", `invalid ${where} parameters`, { issues: zodIssues(result.error, [where]) });

@@ -127,6 +127,22 @@ export interface RateLimitConfig {
   global: RateRule | null;
 }
 
+/**
+ * The part of a client address a per-IP bucket is keyed on: an IPv4 address whole, an IPv6
+ * address by its /64 prefix (one subscriber usually holds a whole /64, and could otherwise take a
+ * fresh bucket per address). Expects a valid address (the edge validates it first).
+ */
+export function clientAddressKey(ip: string): string {
+  if (!ip.includes(":")) return ip;
+  // An embedded IPv4 tail (::ffff:192.0.2.1) stands for two groups.
+  const groupsOf = (part: string) => (part ? part.split(":").flatMap((g) => (g.includes(".") ? ["0", "0"] : [g])) : []);
+  const [head = "", tail] = ip.toLowerCase().split("::");
+  const left = groupsOf(head);
+  const right = tail === undefined ? [] : groupsOf(tail);
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+}
+
 /** Which limit class a request falls in: writes and admin routes by method/path, searches, the rest reads. */
 export function routeClass(method: string, path: string): RouteClass {
   if (path === "/api/v1/admin" || path.startsWith("/api/v1/admin/")) return "admin";

@@ -1,5 +1,5 @@
 /**
- * Rate limiting at the edge, in layers: per client IP (`CF-Connecting-IP`), per bearer credential
+ * Rate limiting at the edge, in layers: per client IP (`CF-Connecting-IP`; IPv6 by /64), per bearer credential
  * when one is sent, per route class (search / read / write / admin, shared by all callers) and
  * global. Every layer is one bucket: one `RateLimiter` object round trip, all layers in parallel,
  * or a Workers Rate Limiting binding when one is bound for that layer (`RATE_LIMITER_<LAYER>`).
@@ -15,9 +15,10 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { ApiError, unwrap } from "../../shared/errors.ts";
-import { leaseSize, mostRestrictive, routeClass, type RateDecision, type RateGrant, type RateLimitConfig, type RateRule } from "../../shared/rateLimit.ts";
+import { clientAddressKey, leaseSize, mostRestrictive, routeClass, type RateDecision, type RateGrant, type RateLimitConfig, type RateRule } from "../../shared/rateLimit.ts";
 import { z } from "../../shared/zod.ts";
 import type { AppEnv } from "../env.ts";
+import { parseOr400 } from "../validate.ts";
 import { errorResponse } from "./errors.ts";
 
 /** The Workers Rate Limiting binding's interface (`ratelimits` in wrangler.jsonc). */
@@ -67,14 +68,10 @@ const clientHeaders = z.object({
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
 async function layersFor(c: Context<AppEnv>, cfg: RateLimitConfig): Promise<Layer[]> {
-  const parsed = clientHeaders.safeParse({ "cf-connecting-ip": c.req.header("cf-connecting-ip"), authorization: c.req.header("authorization") });
-  if (!parsed.success) {
-    throw new ApiError(400, "validation_failed", "invalid request headers", { issues: parsed.error.issues.map((i) => ({ path: ["header", ...i.path], message: i.message })) });
-  }
-  const headers = parsed.data;
+  const headers = parseOr400(clientHeaders, { "cf-connecting-ip": c.req.header("cf-connecting-ip"), authorization: c.req.header("authorization") }, "header");
   const cls = routeClass(c.req.method, c.req.path);
   const bearer = headers.authorization ? BEARER.exec(headers.authorization)?.[1] : undefined;
-  const [ipHash, keyHash] = await Promise.all([shortHash(headers["cf-connecting-ip"] ?? "local"), bearer ? shortHash(bearer) : undefined]);
+  const [ipHash, keyHash] = await Promise.all([shortHash(clientAddressKey(headers["cf-connecting-ip"] ?? "local")), bearer ? shortHash(bearer) : undefined]);
   const layers: Layer[] = [];
   const add = (name: LayerName, bindingName: string, bucket: string, rule: RateRule | null) => {
     if (rule) layers.push({ name, bucket, rule, binding: bindingFor(c.env, bindingName) });
