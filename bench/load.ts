@@ -220,11 +220,12 @@ async function main(): Promise<void> {
   const persistDir = server.persistDir;
   const ramp: StepResult[] = [];
   let capacity = 0;
+  let workload: Workload;
   try {
     const t0 = performance.now();
     const seeded = await seedAll(server, files);
     console.log(`seeded ${seeded.options} options in ${files.length} collections in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    const workload = await buildWorkload(server.url);
+    workload = await buildWorkload(server.url);
     console.log(`workload: ${workload.queries.length} queries, ${workload.reads.length} read paths`);
     // Warm-up: one short untimed step.
     await step(server, workload, 10, 3, 99);
@@ -250,7 +251,6 @@ async function main(): Promise<void> {
   let overload: StepResult;
   let verification: { checked: number; lost: string[] };
   try {
-    const workload = await buildWorkload(server.url);
     // The restarted objects load their indexes on first use: warm up untimed, then let the bucket refill.
     await step(server, workload, Math.min(10, capacity), 3, 99);
     await new Promise((r) => setTimeout(r, 3_000));
