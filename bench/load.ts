@@ -17,7 +17,7 @@
  *    then one step at 2·R. Expect 429s with Retry-After, no 5xx, and no lost
  *    write: every write answered 2xx is read back afterwards (reads honour Retry-After).
  *
- * Env: LOAD_RATES (comma-separated requests/s, default 2,5,10,15,20,30,40,50,60,80,100,120,150,200),
+ * Env: LOAD_RAMP_LIMITS=off (ramp without any limiter layer, for comparison), LOAD_RATES (comma-separated requests/s, default 2,5,10,15,20,30,40,50,60,80,100,120,150,200),
  * LOAD_STEP_S (default 10, max 60), LOAD_SEED (PRNG seed, default 1), NIXDOCS_DATA_DIR.
  * @module
  */
@@ -33,8 +33,12 @@ const RATES = (process.env.LOAD_RATES ?? "2,5,10,15,20,30,40,50,60,80,100,120,15
 const STEP_S = Math.min(60, Number(process.env.LOAD_STEP_S ?? 10));
 const P99_BUDGET_MS = 250;
 const SCRATCH = "bench-scratch";
-/** Rate limits that never trigger during the ramp (the layers still run: their cost is measured). */
-const UNLIMITED = Object.fromEntries(["IP", "KEY", "SEARCH", "READ", "WRITE", "ADMIN", "GLOBAL"].map((l) => [`RATE_LIMIT_${l}`, "100000000/60"]));
+/**
+ * Rate limits that never trigger during the ramp (the layers still run: their cost is measured),
+ * or with LOAD_RAMP_LIMITS=off no limiter at all, to see what the layers cost.
+ */
+const RAMP_LIMIT = process.env.LOAD_RAMP_LIMITS === "off" ? "off" : "100000000/60";
+const UNLIMITED = Object.fromEntries(["IP", "KEY", "SEARCH", "READ", "WRITE", "ADMIN", "GLOBAL"].map((l) => [`RATE_LIMIT_${l}`, RAMP_LIMIT]));
 
 type Kind = "search" | "read" | "write";
 
@@ -230,7 +234,7 @@ async function main(): Promise<void> {
     console.log(`workload: ${workload.queries.length} queries, ${workload.reads.length} read paths`);
     // Warm-up: one short untimed step.
     await step(server, workload, 10, 3, 99);
-    console.log("\nramp (limits far above the load; an error is any status but 2xx):");
+    console.log(`\nramp (${RAMP_LIMIT === "off" ? "every limiter layer off" : "limits far above the load"}; an error is any status but 2xx):`);
     console.log(table(HEADER, []).split("\n").slice(0, 2).join("\n"));
     for (const [i, rate] of RATES.entries()) {
       const r = await step(server, workload, rate, STEP_S, Number(process.env.LOAD_SEED ?? 1) + i);
