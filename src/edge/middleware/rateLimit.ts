@@ -21,10 +21,8 @@ import type { AppEnv } from "../env.ts";
 import { parseOr400 } from "../validate.ts";
 import { errorResponse } from "./errors.ts";
 
-/** The Workers Rate Limiting binding's interface (`ratelimits` in wrangler.jsonc). */
-export interface RateLimitBinding {
-  limit(options: { key: string }): Promise<{ success: boolean }>;
-}
+/** The Workers Rate Limiting binding (`ratelimits` in wrangler.jsonc): the runtime's own `RateLimit` interface. */
+export type RateLimitBinding = RateLimit;
 
 type LayerName = "ip" | "key" | "route" | "global";
 
