@@ -1,8 +1,11 @@
 /**
  * Rate limiting at the edge, in layers: per client IP (`CF-Connecting-IP`; IPv6 by /64), per bearer credential
  * when one is sent, per route class (search / read / write / admin, shared by all callers) and
- * global. Every layer is one bucket: one `RateLimiter` object round trip, all layers in parallel,
- * or a Workers Rate Limiting binding when one is bound for that layer (`RATE_LIMITER_<LAYER>`).
+ * global. Every layer is one bucket: at most one `RateLimiter` object round trip, all layers in
+ * parallel, or a Workers Rate Limiting binding when one is bound for that layer (`RATE_LIMITER_<LAYER>`).
+ * Far from its limit a bucket leases this isolate 1% of its limit for up to a second, spent here
+ * without round trips; near the limit every request asks the object, so decisions there are exact.
+ * A request refused by one layer has still used a token of the layers that allowed it.
  *
  * Every API response carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` of the
  * most restrictive layer (IETF httpapi ratelimit-headers draft); a refused request gets 429 with
