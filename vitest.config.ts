@@ -23,6 +23,10 @@ export default defineConfig({
           ACCESS_TEAM_DOMAIN: "nixdocs-test.cloudflareaccess.com",
           ACCESS_AUD: "test-access-aud",
           ACCESS_ROLE: "write",
+          // Test requests carry no CF-Connecting-IP, so they all share one per-IP bucket, and
+          // ingest.test.ts reads all 23,309 Home Manager and nixvim options one by one: the per-IP
+          // limit is raised here. test/rate-limit.test.ts sets its own limits per request.
+          RATE_LIMIT_IP: "1000000/60",
         },
         // Tests inside workerd read the real data files through this Node-side service:
         // GET http://data/<file> answers the file's bytes, or 404 naming the missing path.

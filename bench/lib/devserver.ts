@@ -78,6 +78,8 @@ export interface StartOptions {
   /** Where wrangler's output goes; default: bench/out/wrangler-dev-<time>.log (ignored by git). */
   logFile?: string;
   sampleIntervalMs?: number;
+  /** Extra `--var NAME:VALUE`s (e.g. rate limits); ADMIN_TOKEN is always the generated one. */
+  vars?: Record<string, string>;
 }
 
 export async function startDevServer(opts: StartOptions = {}): Promise<DevServer> {
@@ -114,7 +116,7 @@ export async function startDevServer(opts: StartOptions = {}): Promise<DevServer
       cwd: snapshot?.dir ?? repoRoot,
       persistDir,
       envFile,
-      vars: { ADMIN_TOKEN: token },
+      vars: { ...opts.vars, ADMIN_TOKEN: token },
       logLevel: "warn",
       log,
       capture: false,

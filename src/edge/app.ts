@@ -1,20 +1,41 @@
 /** The Hono application: middleware order, route mounting and the error envelope. @module */
 import { Hono } from "hono";
+import { cors } from "hono/cors";
 import { etag } from "hono/etag";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { ApiError } from "../shared/errors.ts";
+import { loadConfig } from "./config.ts";
 import type { AppEnv } from "./env.ts";
 import { errorResponse, notFound, onError } from "./middleware/errors.ts";
 import { admin } from "./routes/admin.ts";
+import { rateLimit } from "./middleware/rateLimit.ts";
 import { namespaces } from "./routes/namespaces.ts";
 import { search } from "./routes/search.ts";
 import { stats } from "./routes/stats.ts";
+import { noQuery } from "./validate.ts";
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use(requestId({ headerName: "X-Request-Id" }));
   app.use(secureHeaders());
+  app.use(loadConfig);
+  // Browsers may call the API from the origins in CORS_ORIGINS only; others get no CORS headers.
+  app.use(
+    "/api/*",
+    cors({
+      origin: (origin, c) => {
+        const allowed: string[] = c.get("config").corsOrigins;
+        return allowed[0] === "*" ? "*" : allowed.includes(origin) ? origin : null;
+      },
+      allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+      allowHeaders: ["Authorization", "Content-Type", "If-None-Match"],
+      exposeHeaders: ["ETag", "X-Request-Id", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"],
+      maxAge: 600,
+    }),
+  );
+  // Before auth, body parsing and any shard: a refused request costs one limiter round trip per layer.
+  app.use("/api/*", rateLimit);
   // Reads revalidate cheaply: an unchanged answer is a 304 (data changes only on ingest).
   // Admin answers (keys, audit) are for one caller and never stored by caches.
   app.use("/api/v1/*", async (c, next) => {
@@ -28,7 +49,10 @@ export function createApp(): Hono<AppEnv> {
   app.notFound(notFound);
 
   app.route("/api/v1/admin", admin);
-  app.get("/api/v1/health", (c) => c.json({ ok: true }));
+  app.get("/api/v1/health", (c) => {
+    noQuery(c.req.query());
+    return c.json({ ok: true });
+  });
   app.route("/api/v1/namespaces", namespaces);
   app.route("/api/v1/search", search);
   app.route("/api/v1/stats", stats);

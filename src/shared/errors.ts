@@ -16,12 +16,14 @@ export type ErrorCode =
   | "option_not_found"
   | "version_not_found"
   | "payload_too_large"
+  | "string_too_long"
   | "unsupported_media_type"
   | "query_empty"
   | "query_too_long"
   | "method_not_allowed"
   | "upgrade_required"
   | "conflict"
+  | "rate_limited"
   | "internal_error"
   | "unavailable";
 
@@ -29,7 +31,7 @@ export interface ErrorBody {
   error: { code: ErrorCode; message: string; details?: unknown };
 }
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 426 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 426 | 429 | 500 | 503;
 
 export class ApiError extends Error {
   readonly status: ErrorStatus;

@@ -2,6 +2,10 @@
 export const LIMITS = {
   /** Default largest write body in bytes (`MAX_BODY_BYTES` overrides it). */
   maxBodyBytes: 8 * 1024 * 1024,
+  /** Default longest string (key or value, in characters as sent) in a JSON body (`MAX_JSON_STRING_CHARS` overrides it). */
+  maxJsonStringChars: 1024 * 1024,
+  /** Nesting depth of arrays and objects in a JSON body. */
+  maxJsonDepth: 64,
   /** Modules in one ingest batch. */
   maxModulesPerBatch: 2_000,
   /** Options in one ingest batch. */

@@ -27,14 +27,19 @@ export function previewTtlMs(hours: string | undefined): number {
   return (Number.isFinite(n) && n > 0 ? n : 72) * 3_600_000;
 }
 
-const CONTROL = /[\u0000-\u001f\u007f]/;
+/**
+ * Control characters and bidirectional formatting characters (marks, embeddings, overrides,
+ * isolates): no real module path or option name holds them, and the bidi ones make a name display
+ * as another (`m\u202Exin.nix` shows as `mnix.nix`). Combining marks and other scripts are fine.
+ */
+export const UNSAFE_NAME_CHARS = /[\u0000-\u001f\u007f\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 
 /** A module path: relative, no `..` segment, no control characters, no backslash. */
 export const modulePath = z
   .string()
   .min(1)
   .max(LIMITS.maxPathLength)
-  .refine((p) => !CONTROL.test(p), "module path must not contain control characters")
+  .refine((p) => !UNSAFE_NAME_CHARS.test(p), "module path must not contain control or bidirectional formatting characters")
   .refine((p) => !p.startsWith("/") && !p.includes("\\"), "module path must be relative and use '/'")
   .refine((p) => !p.split("/").some((s) => s === ".." || s === "."), "module path must not contain '.' or '..' segments")
   .refine((p) => !p.includes("//") && !p.endsWith("/"), "module path must not contain empty segments or end in /")
@@ -104,6 +109,9 @@ function isDocumented(doc: z.infer<typeof optionDoc>): boolean {
 export function toOptionRecord(key: string, doc: z.infer<typeof optionDoc>): OptionRecord | string {
   const loc = doc.loc ?? parseOptionName(key);
   if (!loc) return `option name ${quoted(key)} is not a well-formed option path and has no loc`;
+  if (UNSAFE_NAME_CHARS.test(key) || loc.some((s) => UNSAFE_NAME_CHARS.test(s))) {
+    return `option name ${quoted(key)} must not contain control or bidirectional formatting characters`;
+  }
   const name = showOption(loc);
   if (doc.loc && name !== key && parseOptionName(key)?.join("\u0000") !== loc.join("\u0000")) {
     return `loc does not match the option name ${quoted(key)}`;

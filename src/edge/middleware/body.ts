@@ -1,7 +1,8 @@
 /**
  * Reading JSON bodies safely: size limit before parsing (413, also for chunked bodies without a
- * Content-Length), JSON content type (415), strict UTF-8 and syntax (400), and a nesting-depth
- * limit so hostile documents cannot exhaust the stack of later recursive code (400).
+ * Content-Length), JSON content type (415), strict UTF-8 and syntax (400), a nesting-depth limit
+ * so hostile documents cannot exhaust the stack of later recursive code (400), and a limit on the
+ * longest string (413 `string_too_long`), both found in one pass over the text before it is parsed.
  * @module
  */
 import { bodyLimit } from "hono/body-limit";
@@ -11,16 +12,11 @@ import { LIMITS } from "../../shared/limits.ts";
 import type { AppEnv } from "../env.ts";
 import { errorResponse } from "./errors.ts";
 
-export const MAX_JSON_DEPTH = 64;
-
-export function maxBodyBytes(env: Env): number {
-  const n = Number(env.MAX_BODY_BYTES);
-  return Number.isFinite(n) && n > 0 ? n : LIMITS.maxBodyBytes;
-}
+export const MAX_JSON_DEPTH = LIMITS.maxJsonDepth;
 
 export function limitBody() {
   return async (c: Context<AppEnv>, next: () => Promise<void>) => {
-    const max = maxBodyBytes(c.env);
+    const max = c.get("config").maxBodyBytes;
     return bodyLimit({
       maxSize: max,
       onError: (ctx) => errorResponse(ctx as Context<AppEnv>, new ApiError(413, "payload_too_large", `the request body is larger than ${max} bytes; send smaller batches (npm run ingest does)`, { limit: max })),
@@ -28,21 +24,44 @@ export function limitBody() {
   };
 }
 
-/** Depth of nested arrays/objects in JSON text, without parsing (strings are skipped). */
-export function jsonDepth(text: string): number {
+/**
+ * In one pass over JSON text, without parsing: the deepest nesting of arrays/objects, the longest
+ * string literal (keys too, in characters as sent, escapes included), and whether a `\uD800`-style
+ * escape leaves a surrogate unpaired (JSON.parse accepts it; it is not text and cannot be stored as UTF-8).
+ */
+export function scanJson(text: string): { depth: number; longestString: number; loneSurrogate: boolean } {
   let depth = 0;
   let max = 0;
-  let inString = false;
+  let longest = 0;
+  let stringStart = -1;
+  let loneSurrogate = false;
+  /** The previous thing in this string was a high-surrogate escape: a low one must come next. */
+  let highPending = false;
   for (let i = 0; i < text.length; i++) {
     const ch = text.charCodeAt(i);
-    if (inString) {
+    if (stringStart >= 0) {
+      if (ch === 92 && text.charCodeAt(i + 1) === 117 /* \u */) {
+        const unit = parseInt(text.slice(i + 2, i + 6), 16);
+        const isLow = unit >= 0xdc00 && unit <= 0xdfff;
+        if (isLow !== highPending) loneSurrogate = true;
+        highPending = unit >= 0xd800 && unit <= 0xdbff;
+        i += 5;
+        continue;
+      }
+      if (highPending) loneSurrogate = true;
+      highPending = false;
       if (ch === 92) i++;
-      else if (ch === 34) inString = false;
-    } else if (ch === 34) inString = true;
+      else if (ch === 34) {
+        longest = Math.max(longest, i - stringStart - 1);
+        stringStart = -1;
+      }
+    } else if (ch === 34) stringStart = i;
     else if (ch === 123 || ch === 91) max = Math.max(max, ++depth);
     else if (ch === 125 || ch === 93) depth--;
   }
-  return max;
+  // An unterminated string still counts (the parse will refuse it anyway).
+  if (stringStart >= 0) longest = Math.max(longest, text.length - stringStart - 1);
+  return { depth: max, longestString: longest, loneSurrogate: loneSurrogate || highPending };
 }
 
 export async function readJson(c: Context<AppEnv>): Promise<unknown> {
@@ -57,8 +76,16 @@ export async function readJson(c: Context<AppEnv>): Promise<unknown> {
   } catch {
     throw new ApiError(400, "invalid_json", "the body is not valid UTF-8");
   }
-  if (jsonDepth(text) > MAX_JSON_DEPTH) {
+  const scan = scanJson(text);
+  if (scan.depth > MAX_JSON_DEPTH) {
     throw new ApiError(400, "invalid_json", `the body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+  if (scan.loneSurrogate) {
+    throw new ApiError(400, "invalid_json", "the body holds an unpaired surrogate escape (such as \\ud800), which is not text");
+  }
+  const maxString = c.get("config").maxJsonStringChars;
+  if (scan.longestString > maxString) {
+    throw new ApiError(413, "string_too_long", `the body holds a string of ${scan.longestString} characters; the longest accepted is ${maxString}`, { limit: maxString });
   }
   try {
     return JSON.parse(text);

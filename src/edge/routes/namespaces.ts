@@ -4,7 +4,7 @@ import { ApiError, unwrap } from "../../shared/errors.ts";
 import { groupIntoModules } from "../../shared/group.ts";
 import { LIMITS } from "../../shared/limits.ts";
 import { optionPatch } from "../../shared/edit.ts";
-import { ingestQuery, namespaceName, normalizeModules, normalizeOptionsJson } from "../../shared/schemas.ts";
+import { ingestQuery, modulePath, namespaceName, UNSAFE_NAME_CHARS, normalizeModules, normalizeOptionsJson } from "../../shared/schemas.ts";
 import type { ModuleRecord } from "../../shared/types.ts";
 import { z } from "../../shared/zod.ts";
 import type { AppEnv } from "../env.ts";
@@ -13,7 +13,7 @@ import { namespaceParam, requireEditor, requireRole } from "../middleware/auth.t
 import { limitBody, readJson } from "../middleware/body.ts";
 import { requireNamespace } from "../registry.ts";
 import { coordinator, shard } from "../stubs.ts";
-import { parseOr400, pathTail } from "../validate.ts";
+import { noQuery, parseOr400, pathTail } from "../validate.ts";
 
 const nsParam = z.object({ ns: namespaceName });
 const pageQuery = z.strictObject({
@@ -23,6 +23,16 @@ const pageQuery = z.strictObject({
 });
 const versionNumber = z.string({ error: "a version number is required" }).regex(/^\d{1,9}$/, "a version number is a whole number").transform(Number);
 const diffQuery = z.strictObject({ from: versionNumber, to: versionNumber });
+/** A module path in a URL follows the ingest rules, so `..`, absolute paths and control characters are 400s. */
+const modulePathParam = z.object({ path: modulePath });
+/** Option names are looked up as given; the bound only keeps hostile lengths away from the shard. */
+const optionNameParam = z.object({
+  name: z
+    .string()
+    .min(1, "the option name is missing")
+    .max(LIMITS.maxPathLength * 4, "the option name is too long")
+    .refine((n) => !UNSAFE_NAME_CHARS.test(n), "the option name must not contain control or bidirectional formatting characters"),
+});
 
 /**
  * A body with a top-level `modules` key is a batch of module records (validated as such, so a
@@ -45,6 +55,7 @@ namespaces.get("/", async (c) => {
 
 namespaces.get("/:ns", async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
+  noQuery(c.req.query());
   await requireNamespace(c.env, ns);
   return c.json(unwrap(await shard(c.env, ns).counts(ns)));
 });
@@ -91,26 +102,22 @@ namespaces.get("/:ns/modules/*", async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
   const tail = pathTail(c.req.url, `/namespaces/${ns}/modules/`);
   if (!tail) throw new ApiError(400, "bad_request", "the module path is missing");
+  const version = /^(.+)\/versions\/(\d{1,9})$/.exec(tail);
+  const sub = version ? "version" : tail.endsWith("/versions") ? "versions" : tail.endsWith("/diff") ? "diff" : "module";
+  const { path } = parseOr400(modulePathParam, { path: version ? version[1] : sub === "module" ? tail : tail.slice(0, tail.lastIndexOf("/")) }, "path");
+  const diffRange = sub === "diff" ? parseOr400(diffQuery, c.req.query(), "query") : (noQuery(c.req.query()), null);
   await requireNamespace(c.env, ns);
   const stub = shard(c.env, ns);
-  const version = /^(.+)\/versions\/(\d{1,9})$/.exec(tail);
-  if (version) return c.json(unwrap(await stub.getVersion(ns, version[1]!, Number(version[2]))));
-  if (tail.endsWith("/versions")) {
-    const path = tail.slice(0, -"/versions".length);
-    return c.json({ namespace: ns, module: path, items: unwrap(await stub.listVersions(ns, path)) });
-  }
-  if (tail.endsWith("/diff")) {
-    const q = parseOr400(diffQuery, c.req.query(), "query");
-    return c.json(unwrap(await stub.diff(ns, tail.slice(0, -"/diff".length), q.from, q.to)));
-  }
-  return c.json(unwrap(await stub.getModule(ns, tail)));
+  if (version) return c.json(unwrap(await stub.getVersion(ns, path, Number(version[2]))));
+  if (sub === "versions") return c.json({ namespace: ns, module: path, items: unwrap(await stub.listVersions(ns, path)) });
+  if (diffRange) return c.json(unwrap(await stub.diff(ns, path, diffRange.from, diffRange.to)));
+  return c.json(unwrap(await stub.getModule(ns, path)));
 });
 
 namespaces.get("/:ns/options/*", async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
-  const name = pathTail(c.req.url, `/namespaces/${ns}/options/`);
-  if (!name) throw new ApiError(400, "bad_request", "the option name is missing");
-  if (name.length > LIMITS.maxPathLength * 4) throw new ApiError(400, "bad_request", "the option name is too long");
+  const { name } = parseOr400(optionNameParam, { name: pathTail(c.req.url, `/namespaces/${ns}/options/`) }, "path");
+  noQuery(c.req.query());
   await requireNamespace(c.env, ns);
   return c.json(unwrap(await shard(c.env, ns).getOption(ns, name)));
 });

@@ -2,10 +2,12 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../env.ts";
 import { coordinator } from "../stubs.ts";
+import { noQuery } from "../validate.ts";
 
 export const stats = new Hono<AppEnv>();
 
 stats.get("/", async (c) => {
+  noQuery(c.req.query());
   const items = await coordinator(c.env).listNamespaces();
   const sum = (k: "modules" | "options" | "versions") => items.reduce((n, i) => n + i[k], 0);
   return c.json({
