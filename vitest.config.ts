@@ -13,7 +13,7 @@ export default defineConfig({
     cloudflareTest({
       wrangler: { configPath: "./wrangler.jsonc" },
       miniflare: {
-        bindings: { ADMIN_TOKEN: "test-admin-token", SEARCH_SHARD_TIMEOUT_MS: "1500" },
+        bindings: { ADMIN_TOKEN: "test-admin-token", TELEMETRY_HASH_KEY: "test-telemetry-hash-key", SEARCH_SHARD_TIMEOUT_MS: "1500" },
         // Tests inside workerd read the real data files through this Node-side service:
         // GET http://data/<file> answers the file's bytes, or 404 naming the missing path.
         serviceBindings: {

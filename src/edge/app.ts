@@ -9,6 +9,7 @@ import { errorResponse, notFound, onError } from "./middleware/errors.ts";
 import { namespaces } from "./routes/namespaces.ts";
 import { search } from "./routes/search.ts";
 import { stats } from "./routes/stats.ts";
+import { telemetry } from "./routes/telemetry.ts";
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -33,5 +34,6 @@ export function createApp(): Hono<AppEnv> {
   app.route("/api/v1/namespaces", namespaces);
   app.route("/api/v1/search", search);
   app.route("/api/v1/stats", stats);
+  app.route("/api/v1/telemetry", telemetry);
   return app;
 }

@@ -7,6 +7,8 @@ import { createApp } from "./app.ts";
 
 export { NamespaceShard } from "../objects/NamespaceShard/index.ts";
 export { SearchCoordinator } from "../objects/SearchCoordinator.ts";
+export { HostUsage } from "../objects/HostUsage.ts";
+export { UsageAggregate } from "../objects/UsageAggregate.ts";
 
 const app = createApp();
 

@@ -9,6 +9,14 @@ import { coordinator } from "./stubs.ts";
 
 const known = new Set<string>();
 
+/** Which of `names` exist, asking the coordinator at most once (for the names not cached). */
+export async function knownNamespaces(env: Env, names: Iterable<string>): Promise<Set<string>> {
+  const wanted = new Set(names);
+  if ([...wanted].every((n) => known.has(n))) return wanted;
+  for (const entry of await coordinator(env).listNamespaces()) known.add(entry.namespace);
+  return new Set([...wanted].filter((n) => known.has(n)));
+}
+
 export async function requireNamespace(env: Env, namespace: string): Promise<void> {
   if (known.has(namespace)) return;
   if (await coordinator(env).hasNamespace(namespace)) {

@@ -11,6 +11,7 @@ import { ApiError, rpcResult, unwrap, type RpcResult } from "../shared/errors.ts
 import { LIMITS } from "../shared/limits.ts";
 import { parseQuery } from "../shared/query.ts";
 import { mergeRanked } from "../shared/rank.ts";
+import { boostByUsage } from "../shared/usageBoost.ts";
 import { namespaceName } from "../shared/schemas.ts";
 import type { SearchHit, ShardCounts, ShardSearchResult } from "../shared/types.ts";
 import { remoteNearest, remoteVectors, type RemoteVectorBindings } from "../shared/vectors/remote.ts";
@@ -66,6 +67,8 @@ export interface SearchRequest {
   namespaces?: string[];
   limit: number;
   cursor?: string;
+  /** `usage`: re-rank with the usage bonus (hosts using each hit's module). */
+  boost?: "usage";
 }
 
 export interface SearchResponse {
@@ -83,6 +86,8 @@ export interface SearchResponse {
    * and Vectorize (`ok`, `error`, `timeout`; the last two make the answer partial).
    */
   vectors: "local" | "ok" | "error" | "timeout";
+  /** With `boost=usage`: whether the usage counts arrived (`error`/`timeout`: unboosted, partial). */
+  usage?: "ok" | "error" | "timeout";
 }
 
 /** Nearest options per query asked of Vectorize (its limit with metadata). */
@@ -142,7 +147,8 @@ export class SearchCoordinator extends DurableObject<Env> {
     const unknown = chosen.filter((n) => !known.includes(n));
     if (unknown.length) throw new ApiError(404, "namespace_not_found", `unknown namespace: ${unknown.join(", ")}`, { unknown });
 
-    const scope = req.namespaces?.length ? [...new Set(req.namespaces)].sort().join(",") : "";
+    // A cursor belongs to its query, namespace filter and boost: pages are cut from one ranking.
+    const scope = (req.namespaces?.length ? [...new Set(req.namespaces)].sort().join(",") : "") + (req.boost ? `;boost=${req.boost}` : "");
     let offset = 0;
     if (req.cursor) {
       const c = decodeCursor(req.cursor);
@@ -168,7 +174,9 @@ export class SearchCoordinator extends DurableObject<Env> {
       chosen.map((ns) => this.#askShard(ns, query.raw, window + 1, budget, nearest ? (nearest.byNamespace.get(ns) ?? {}) : undefined)),
     );
     const ok = results.filter((r): r is ShardStatus & { result: ShardSearchResult } => r.status === "ok" && !!r.result);
-    const merged = mergeRanked(ok.map((r) => r.result.hits));
+    let merged = mergeRanked(ok.map((r) => r.result.hits));
+    let usage: SearchResponse["usage"];
+    if (req.boost === "usage") ({ hits: merged, status: usage } = await this.#boostByUsage(merged, budget));
     const total = ok.reduce((sum, r) => sum + r.result.total, 0);
     const hits = merged.slice(offset, window);
     const more = merged.length > window;
@@ -177,7 +185,7 @@ export class SearchCoordinator extends DurableObject<Env> {
       hits,
       total,
       nextCursor: more && window < LIMITS.maxSearchDepth ? encodeCursor(scope ? { o: window, q: query.raw, n: scope } : { o: window, q: query.raw }) : null,
-      partial: results.some((r) => r.status !== "ok") || (nearest !== null && nearest.status !== "ok"),
+      partial: results.some((r) => r.status !== "ok") || (nearest !== null && nearest.status !== "ok") || (usage !== undefined && usage !== "ok"),
       vectors: nearest ? nearest.status : "local",
       shards: results.map(({ namespace, status, total, ms, result }) => {
         const entry: ShardStatus = { namespace, status, total, ms };
@@ -186,7 +194,39 @@ export class SearchCoordinator extends DurableObject<Env> {
       }),
       facets: { namespace: Object.fromEntries(ok.map((r) => [r.namespace, r.result.total])) },
       corrections: agreedCorrections(ok.map((r) => r.result)),
+      ...(usage ? { usage } : {}),
     };
+  }
+
+  /**
+   * Asks each namespace's `UsageAggregate` (in parallel, within the shard budget) how many hosts
+   * use the hits' modules, and re-ranks with the usage bonus. Without the counts the ranking stays.
+   */
+  async #boostByUsage(hits: SearchHit[], budget: number): Promise<{ hits: SearchHit[]; status: "ok" | "error" | "timeout" }> {
+    const modulesByNs = new Map<string, Set<string>>();
+    for (const h of hits) {
+      let set = modulesByNs.get(h.namespace);
+      if (!set) modulesByNs.set(h.namespace, (set = new Set()));
+      set.add(h.module);
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), budget);
+    });
+    try {
+      const counts = Promise.all(
+        [...modulesByNs].map(async ([ns, modules]) => [ns, await this.env.USAGE_AGGREGATE.get(this.env.USAGE_AGGREGATE.idFromName(ns)).hostCounts([...modules])] as const),
+      );
+      const answer = await Promise.race([counts, timeout]);
+      if (answer === "timeout") return { hits, status: "timeout" };
+      const byNs = new Map(answer);
+      return { hits: boostByUsage(hits, (h) => byNs.get(h.namespace)?.[h.module] ?? 0), status: "ok" };
+    } catch (err) {
+      console.error("search-coordinator: usage counts failed", String(err));
+      return { hits, status: "error" };
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
   }
 
   async #askShard(namespace: string, q: string, window: number, budget: number, vectorHits?: Record<string, number>): Promise<ShardStatus & { result?: ShardSearchResult }> {

@@ -19,4 +19,10 @@ export const LIMITS = {
   maxPathLength: 1_024,
   /** Length of one option description or literal text. */
   maxTextLength: 200_000,
+  /** Modules in one telemetry report. */
+  maxTelemetryModules: 2_000,
+  /** Largest telemetry report body in bytes (2,000 typical module references are ~200 KB). */
+  maxTelemetryBodyBytes: 1024 * 1024,
+  /** Days of the daily usage series an aggregate keeps and a read may ask for. */
+  maxUsageDays: 90,
 } as const;

@@ -32,3 +32,9 @@ export const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   }
   await next();
 });
+
+/**
+ * The credential `POST /api/v1/telemetry` needs. For now the admin token; this is the one place
+ * to swap in a `telemetry`/`write` API key check.
+ */
+export const requireTelemetryCredential = requireAdmin;

@@ -18,9 +18,10 @@ export function maxBodyBytes(env: Env): number {
   return Number.isFinite(n) && n > 0 ? n : LIMITS.maxBodyBytes;
 }
 
-export function limitBody() {
+/** Refuses bodies over `MAX_BODY_BYTES` (or over `cap` when that is smaller) with 413. */
+export function limitBody(cap = Number.POSITIVE_INFINITY) {
   return async (c: Context<AppEnv>, next: () => Promise<void>) => {
-    const max = maxBodyBytes(c.env);
+    const max = Math.min(cap, maxBodyBytes(c.env));
     return bodyLimit({
       maxSize: max,
       onError: (ctx) => errorResponse(ctx as Context<AppEnv>, new ApiError(413, "payload_too_large", `the request body is larger than ${max} bytes; send smaller batches (npm run ingest does)`, { limit: max })),

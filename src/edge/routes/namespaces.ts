@@ -10,7 +10,7 @@ import type { AppEnv } from "../env.ts";
 import { requireAdmin } from "../middleware/auth.ts";
 import { limitBody, readJson } from "../middleware/body.ts";
 import { requireNamespace } from "../registry.ts";
-import { coordinator, shard } from "../stubs.ts";
+import { coordinator, shard, usageAggregate } from "../stubs.ts";
 import { parseOr400, pathTail } from "../validate.ts";
 
 const nsParam = z.object({ ns: namespaceName });
@@ -21,6 +21,7 @@ const pageQuery = z.strictObject({
 });
 const versionNumber = z.string({ error: "a version number is required" }).regex(/^\d{1,9}$/, "a version number is a whole number").transform(Number);
 const diffQuery = z.strictObject({ from: versionNumber, to: versionNumber });
+const usageQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(LIMITS.maxUsageDays).default(30) });
 
 /**
  * A body with a top-level `modules` key is a batch of module records (validated as such, so a
@@ -75,8 +76,9 @@ namespaces.get("/:ns/modules", async (c) => {
 });
 
 /**
- * `/modules/<path>`, `/modules/<path>/versions`, `/modules/<path>/versions/<n>` and
- * `/modules/<path>/diff?from=&to=`. Module paths contain slashes, so the tail is read whole.
+ * `/modules/<path>`, `/modules/<path>/versions`, `/modules/<path>/versions/<n>`,
+ * `/modules/<path>/diff?from=&to=` and `/modules/<path>/usage?days=`. Module paths contain
+ * slashes, so the tail is read whole.
  */
 namespaces.get("/:ns/modules/*", async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
@@ -93,6 +95,10 @@ namespaces.get("/:ns/modules/*", async (c) => {
   if (tail.endsWith("/diff")) {
     const q = parseOr400(diffQuery, c.req.query(), "query");
     return c.json(unwrap(await stub.diff(ns, tail.slice(0, -"/diff".length), q.from, q.to)));
+  }
+  if (tail.endsWith("/usage")) {
+    const q = parseOr400(usageQuery, c.req.query(), "query");
+    return c.json(unwrap(await usageAggregate(c.env, ns).moduleUsage(ns, tail.slice(0, -"/usage".length), q.days)));
   }
   return c.json(unwrap(await stub.getModule(ns, tail)));
 });
