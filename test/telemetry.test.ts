@@ -186,6 +186,23 @@ describe("counts", () => {
     expect((await usage(PROMETHEUS)).hosts).toBe((before[PROMETHEUS] as any).hosts + 2);
   });
 
+  it("survive a crash between delivery and acknowledgement: the redelivered delta is not counted again", async () => {
+    const host = await hostOf("lima.example.org");
+    await reportLater({ host, environment: "production", system: "x86_64-linux", reportedAt: Math.floor(Date.now() / 1000), modules: [PROMETHEUS] });
+    const after = await usage(PROMETHEUS);
+    const stub = await hostStub(host);
+    const { version } = (await stub.state())!;
+    // The state a crash right after the aggregate applied the delta, before the outbox row was deleted, leaves.
+    await runInDurableObject(stub, (_instance, state) => {
+      const delta = { version, changes: [{ module: "nixos/roles/prometheus", environment: "production", delta: 1 }] };
+      state.storage.sql.exec("INSERT INTO outbox (version, namespace, payload) VALUES (?, 'srvos', ?)", version, JSON.stringify(delta));
+    });
+    expect((await stub.state())!.pendingDeltas).toBe(1);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect((await stub.state())!.pendingDeltas).toBe(0);
+    expect(await usage(PROMETHEUS)).toEqual(after);
+  });
+
   it("apply a repeated delta delivery once (a retry after a crash does not double count)", async () => {
     const host = await hostOf("foxtrot.example.org");
     const hash = await keyedHostHash(HASH_KEY, host);

@@ -71,6 +71,8 @@ const MIGRATIONS: readonly Migration[] = [
 
 /** A failed delivery is retried by the alarm after this long. */
 const DELIVERY_RETRY_MS = 10_000;
+/** Deltas per aggregate call (a host that could not deliver for hours has many pending). */
+const DELIVERY_BATCH = 200;
 
 interface HostRow {
   host_hash: string;
@@ -266,8 +268,12 @@ export class HostUsage extends DurableObject<Env> {
     const results = await Promise.all(
       [...byNs].map(async ([ns, deltas]) => {
         try {
-          await this.env.USAGE_AGGREGATE.get(this.env.USAGE_AGGREGATE.idFromName(ns)).applyDeltas(row.host_hash, deltas);
-          this.#sql.exec("DELETE FROM outbox WHERE namespace = ? AND version <= ?", ns, deltas[deltas.length - 1]!.version);
+          const aggregate = this.env.USAGE_AGGREGATE.get(this.env.USAGE_AGGREGATE.idFromName(ns));
+          for (let i = 0; i < deltas.length; i += DELIVERY_BATCH) {
+            const batch = deltas.slice(i, i + DELIVERY_BATCH);
+            await aggregate.applyDeltas(row.host_hash, batch);
+            this.#sql.exec("DELETE FROM outbox WHERE namespace = ? AND version <= ?", ns, batch[batch.length - 1]!.version);
+          }
           return true;
         } catch (err) {
           console.error("host-usage: delivery to usage aggregate failed; the alarm retries", ns, String(err));

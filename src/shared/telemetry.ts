@@ -110,11 +110,12 @@ export const usageDeltas = z
   .array(
     z.strictObject({
       version: z.number().int().min(1),
-      changes: z.array(z.strictObject({ module: modulePath, environment, delta: z.union([z.literal(1), z.literal(-1)]) })),
-      seen: z.strictObject({ day: z.string().regex(/^\d{4}-\d{2}-\d{2}$/), modules: z.array(modulePath) }).optional(),
+      // A host moving environment changes each module twice (-1 in the old, +1 in the new).
+      changes: z.array(z.strictObject({ module: modulePath, environment, delta: z.union([z.literal(1), z.literal(-1)]) })).max(2 * LIMITS.maxTelemetryModules),
+      seen: z.strictObject({ day: z.string().regex(/^\d{4}-\d{2}-\d{2}$/), modules: z.array(modulePath).max(LIMITS.maxTelemetryModules) }).optional(),
     }),
   )
-  .max(1_000);
+  .max(500);
 
 /** The modules a host uses, in one environment. */
 export interface HostModules {
