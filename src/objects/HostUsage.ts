@@ -71,6 +71,8 @@ const MIGRATIONS: readonly Migration[] = [
 
 /** A failed delivery is retried by the alarm after this long. */
 const DELIVERY_RETRY_MS = 10_000;
+/** An age-out alarm set this much earlier than needed is kept rather than moved (see #schedule). */
+const ALARM_SLACK_MS = 60 * 60 * 1000;
 /** Deltas per aggregate call (a host that could not deliver for hours has many pending). */
 const DELIVERY_BATCH = 200;
 
@@ -121,12 +123,15 @@ export interface HostState {
 
 export class HostUsage extends DurableObject<Env> {
   readonly #sql: SqlStorage;
+  /** When the alarm is set for (read from storage at start; null: none). */
+  #alarmAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#sql = ctx.storage.sql;
     void ctx.blockConcurrencyWhile(async () => {
       applyMigrations(ctx.storage, MIGRATIONS);
+      this.#alarmAt = await ctx.storage.getAlarm();
     });
   }
 
@@ -162,6 +167,7 @@ export class HostUsage extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    this.#alarmAt = null; // a fired alarm is gone
     const row = this.#host();
     if (!row) return;
     const now = Date.now();
@@ -291,7 +297,16 @@ export class HostUsage extends DurableObject<Env> {
     const pending = this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n > 0;
     const ageOutAt = row.aged_out_at === null ? row.last_seen + ageOutMs(this.env) : Number.POSITIVE_INFINITY;
     const at = Math.min(ageOutAt, pending ? Date.now() + DELIVERY_RETRY_MS : Number.POSITIVE_INFINITY);
-    if (Number.isFinite(at)) void this.ctx.storage.setAlarm(at);
-    else void this.ctx.storage.deleteAlarm();
+    if (!Number.isFinite(at)) {
+      if (this.#alarmAt !== null) void this.ctx.storage.deleteAlarm();
+      this.#alarmAt = null;
+      return;
+    }
+    // Setting an alarm is a storage write: an age-out alarm already within the slack is kept
+    // (a host reporting every minute would otherwise write one per report). The alarm re-checks
+    // the silence itself, so firing a little early only reschedules.
+    if (this.#alarmAt !== null && this.#alarmAt <= at && at - this.#alarmAt < ALARM_SLACK_MS) return;
+    void this.ctx.storage.setAlarm(at);
+    this.#alarmAt = at;
   }
 }

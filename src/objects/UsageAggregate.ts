@@ -56,6 +56,7 @@ const moduleList = z.array(modulePath).max(LIMITS.maxSearchDepth * 8);
 
 export class UsageAggregate extends DurableObject<Env> {
   readonly #sql: SqlStorage;
+  #prunedOn = "";
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -79,11 +80,15 @@ export class UsageAggregate extends DurableObject<Env> {
       for (const delta of [...parsed.data].sort((a, b) => a.version - b.version)) {
         if (delta.version <= last) continue;
         for (const c of delta.changes) {
-          this.#sql.exec(
-            `INSERT INTO module_hosts (module, environment, hosts) VALUES (?, ?, ?)
-             ON CONFLICT(module, environment) DO UPDATE SET hosts = hosts + excluded.hosts`,
-            c.module, c.environment, c.delta,
-          );
+          const { hosts } = this.#sql
+            .exec<{ hosts: number }>(
+              `INSERT INTO module_hosts (module, environment, hosts) VALUES (?, ?, ?)
+               ON CONFLICT(module, environment) DO UPDATE SET hosts = hosts + excluded.hosts RETURNING hosts`,
+              c.module, c.environment, c.delta,
+            )
+            .one();
+          if (hosts < 0) console.error("usage-aggregate: a count fell below zero (a delta applied out of order?)", c.module, c.environment);
+          if (hosts <= 0) this.#sql.exec("DELETE FROM module_hosts WHERE module = ? AND environment = ?", c.module, c.environment);
         }
         for (const m of delta.seen?.modules ?? []) {
           this.#sql.exec(
@@ -95,11 +100,13 @@ export class UsageAggregate extends DurableObject<Env> {
         applied++;
       }
       if (!applied) return 0;
-      const negative = this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM module_hosts WHERE hosts < 0").one().n;
-      if (negative) console.error("usage-aggregate: counts below zero (a delta applied out of order?)", negative);
-      this.#sql.exec("DELETE FROM module_hosts WHERE hosts <= 0");
       this.#sql.exec("INSERT INTO host_versions (host, version) VALUES (?, ?) ON CONFLICT(host) DO UPDATE SET version = excluded.version", host.data, last);
-      this.#sql.exec("DELETE FROM daily_hosts WHERE day < ?", utcDay(Date.now() - LIMITS.maxUsageDays * 86_400_000));
+      // Days beyond the kept series are dropped once per day (per instance).
+      const today = utcDay(Date.now());
+      if (this.#prunedOn !== today) {
+        this.#sql.exec("DELETE FROM daily_hosts WHERE day < ?", utcDay(Date.now() - LIMITS.maxUsageDays * 86_400_000));
+        this.#prunedOn = today;
+      }
       return applied;
     });
   }
