@@ -7,6 +7,7 @@
  */
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { createApp } from "../src/edge/app.ts";
 import { boostByUsage, usageBonus } from "../src/shared/usageBoost.ts";
 import { diffHostModules, keyedHostHash } from "../src/shared/telemetry.ts";
 import type { SearchHit } from "../src/shared/types.ts";
@@ -266,6 +267,17 @@ describe("privacy", () => {
     expect(stored[0]).toContain(keyed);
     expect(stored[1]).toContain(keyed);
     for (const line of logged) expect(line).not.toContain(host);
+  });
+
+  it("refuses reports with 503 while the TELEMETRY_HASH_KEY secret is not configured", async () => {
+    const host = await hostOf("mike.example.org");
+    const res = await createApp().request(
+      "/api/v1/telemetry",
+      { method: "POST", headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify({ host, environment: "production", system: "x86_64-linux", reportedAt: 1, modules: [AGE] }) },
+      { ...env, TELEMETRY_HASH_KEY: "" },
+    );
+    expect(res.status).toBe(503);
+    expect((await json(res)).error.code).toBe("unavailable");
   });
 
   it("needs a bearer credential", async () => {
