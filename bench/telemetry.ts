@@ -12,11 +12,12 @@
  * `applied: true`), and the dev server's peak memory. Figures are printed, not asserted.
  *
  * Env: BENCH_HOSTS, BENCH_ROUNDS (default 2), BENCH_CONCURRENCY, BENCH_NAMESPACES (default
- * agenix,disko,impermanence,nix-darwin,sops-nix,srvos), NIXDOCS_DATA_DIR.
+ * agenix,disko,impermanence,nix-darwin,sops-nix,srvos), BENCH_PERSIST_DIR (a new directory, e.g.
+ * on /dev/shm to take the disk out of the measurement; default a temp dir), NIXDOCS_DATA_DIR.
  * @module
  */
 import { createHash } from "node:crypto";
-import { readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import { sleep } from "../src/cli/processes.ts";
@@ -162,8 +163,10 @@ async function main(): Promise<void> {
   const pool = files.flatMap((f) => moduleRefs(f.namespace, f.file));
   console.log(`bench:telemetry — ${HOSTS} hosts × ${ROUNDS} rounds, ${CONCURRENCY} in flight, ${pool.length} real modules of ${files.map((f) => f.namespace).join(", ")}`);
   console.log(`machine: ${JSON.stringify(machine())}`);
-  const server = await startDevServer();
-  console.log(`wrangler dev pid ${server.pid} on ${server.url}, log ${server.logFile}`);
+  const persistDir = process.env.BENCH_PERSIST_DIR ? path.resolve(process.env.BENCH_PERSIST_DIR) : undefined;
+  if (persistDir && existsSync(persistDir) && readdirSync(persistDir).length) throw new Error(`BENCH_PERSIST_DIR ${persistDir} is not empty: the hosts must be new`);
+  const server = await startDevServer({ persistDir });
+  console.log(`wrangler dev pid ${server.pid} on ${server.url}, persist dir ${server.persistDir}, log ${server.logFile}`);
   console.log(`code: ${server.source}`);
   try {
     const seeded = await seedAll(server, files);
@@ -205,7 +208,7 @@ async function main(): Promise<void> {
     for (const m of check.mismatches.slice(0, 10)) console.log(`  ${m}`);
     console.log("memory during the rounds:");
     console.log(formatMemory(memory));
-    const file = saveResult("telemetry", { date: new Date().toISOString(), machine: machine(), source: server.source, hosts: HOSTS, concurrency: CONCURRENCY, modules: pool.length, rounds, check, memory });
+    const file = saveResult("telemetry", { date: new Date().toISOString(), machine: machine(), source: server.source, persistDir: server.persistDir, hosts: HOSTS, concurrency: CONCURRENCY, modules: pool.length, rounds, check, memory });
     console.log(`\nresults saved to ${path.relative(repoRoot, file)}`);
     if (rounds.some((e) => e.errors) || check.mismatches.length) process.exitCode = 1;
   } finally {
