@@ -13,7 +13,18 @@ export default defineConfig({
     cloudflareTest({
       wrangler: { configPath: "./wrangler.jsonc" },
       miniflare: {
-        bindings: { ADMIN_TOKEN: "test-admin-token", TELEMETRY_HASH_KEY: "test-telemetry-hash-key", SEARCH_SHARD_TIMEOUT_MS: "1500" },
+        bindings: {
+          ADMIN_TOKEN: "test-admin-token",
+          SEARCH_SHARD_TIMEOUT_MS: "1500",
+          TELEMETRY_HASH_KEY: "test-telemetry-hash-key",
+          // Authentication by tokens (test/auth.test.ts signs its own with these).
+          JWT_SECRET: "test-jwt-secret-0123456789abcdef0123456789abcdef",
+          JWT_ISSUER: "https://issuer.nixdocs.test",
+          JWT_AUDIENCE: "nixdocs-api",
+          ACCESS_TEAM_DOMAIN: "nixdocs-test.cloudflareaccess.com",
+          ACCESS_AUD: "test-access-aud",
+          ACCESS_ROLE: "write",
+        },
         // Tests inside workerd read the real data files through this Node-side service:
         // GET http://data/<file> answers the file's bytes, or 404 naming the missing path.
         serviceBindings: {
@@ -35,7 +46,7 @@ export default defineConfig({
     // .ci/run collects these JSON reports to print "N passed, N failed".
     reporters: process.env.NIXDOCS_REPORT_DIR ? ["default", ["json", { outputFile: path.join(process.env.NIXDOCS_REPORT_DIR, "workers.json") }]] : ["default"],
     include: ["test/**/*.test.ts"],
-    exclude: ["test/e2e/**"],
+    exclude: ["test/e2e/**", "test/nix/**"],
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

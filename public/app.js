@@ -32,6 +32,13 @@ function renderHit(hit, index) {
   const a = el("a", { className: "hit", href: `?ns=${encodeURIComponent(hit.namespace)}&show=${encodeURIComponent(hit.name)}` },
     el("div", {}, el("span", { className: "ns", textContent: hit.namespace }), el("span", { className: "name", textContent: hit.name })),
     el("div", { className: "type", textContent: `${hit.type} · ${hit.module}` }));
+  // How a dotted query reached this option: the names it gave placeholders, the part below a freeform option.
+  const how = [
+    ...(hit.bindings ?? []).map((b) => `${b.placeholder} = ${b.value}`),
+    ...(hit.rest?.length ? [`freeform: ${hit.rest.join(".")}`] : []),
+    ...(hit.fuzzy ? ["typo-corrected"] : []),
+  ];
+  if (how.length) a.append(el("div", { className: "how", textContent: how.join(" · ") }));
   const snippet = el("div", { className: "snippet" });
   snippet.innerHTML = hit.snippet; // escaped by the API; only <mark> is markup
   a.append(snippet);

@@ -21,7 +21,7 @@ function expectEnvelope(body: any, code: string): void {
   expect(JSON.stringify(body)).not.toMatch(/at .*\.ts:\d+|stack/);
 }
 
-describe("writes need the admin bearer token", () => {
+describe("writes need credentials (test/auth.test.ts covers keys and tokens)", () => {
   const body = JSON.stringify({ "bar.enable": { ...OPTION, loc: ["bar", "enable"] } });
   const cases: [string, Record<string, string>][] = [
     ["no Authorization header", {}],

@@ -20,13 +20,41 @@ export async function json<T = any>(res: Response): Promise<T> {
 }
 
 export function postBatch(namespace: string, body: unknown, query = ""): Promise<Response> {
-  return api(`/api/v1/namespaces/${namespace}/modules/batch${query}`, {
-    method: "POST",
-    headers: { ...ADMIN, "content-type": "application/json" },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-  });
+  return postBatchAs(ADMIN, namespace, body, query);
 }
 
 export function enc(s: string): string {
   return encodeURIComponent(s);
+}
+
+/** Create an API key through the admin API (as the bootstrap admin); returns the key and its record. */
+export async function createKey(body: Record<string, unknown>, headers: Record<string, string> = ADMIN): Promise<{ key: string; id: string; [field: string]: any }> {
+  const res = await api("/api/v1/admin/keys", { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(body) });
+  if (res.status !== 201) throw new Error(`creating a key answered ${res.status}: ${await res.text()}`);
+  return json(res);
+}
+
+export function bearer(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
+}
+
+/** POST an ingest batch with the given credentials (no default admin token). */
+export function postBatchAs(headers: Record<string, string>, namespace: string, body: unknown, query = ""): Promise<Response> {
+  return api(`/api/v1/namespaces/${namespace}/modules/batch${query}`, {
+    method: "POST",
+    headers: { ...headers, "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+/** Totals of every namespace, to show that a refused write changed nothing. */
+export async function storeTotals(): Promise<unknown> {
+  const stats = await json(await api("/api/v1/stats"));
+  return {
+    namespaces: stats.namespaces,
+    modules: stats.modules,
+    options: stats.options,
+    versions: stats.versions,
+    byNamespace: stats.byNamespace.map((n: any) => [n.namespace, n.modules, n.options, n.versions, n.updatedAt]),
+  };
 }

@@ -8,6 +8,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { NamespaceShard } from "../src/objects/NamespaceShard/index.ts";
+import type { SearchCoordinator, SearchResponse } from "../src/objects/SearchCoordinator.ts";
 import { groupMatches, remoteNearest, remoteVectors } from "../src/shared/vectors/remote.ts";
 import { postBatch } from "./helpers.ts";
 
@@ -114,5 +115,62 @@ describe("a shard ranking the nearest options it is handed", () => {
     expect(without.ok && without.value.hits.length).toBe(0);
     const withHits = await stub.search(ns, "popup message server", 20, { "services.dunst.enable": 0.72, "no.such.option": 0.9 });
     expect(withHits.ok && withHits.value.hits.map((h) => h.name)).toEqual(["services.dunst.enable"]);
+  });
+});
+
+describe("the coordinator with Workers AI and Vectorize bound", () => {
+  /** Run a search in the coordinator with `AI` and `VECTORIZE` bindings in its environment. */
+  async function searchWith(bindings: { AI: unknown; VECTORIZE: unknown }, q: string, namespace: string): Promise<SearchResponse> {
+    const stub = env.SEARCH_COORDINATOR.get(env.SEARCH_COORDINATOR.idFromName("global"));
+    return runInDurableObject(stub, async (instance: SearchCoordinator) => {
+      const self = instance as unknown as { env: Record<string, unknown> };
+      const saved = self.env;
+      self.env = { ...saved, ...bindings, SEARCH_SHARD_TIMEOUT_MS: "200" };
+      try {
+        const r = await instance.search({ q, namespaces: [namespace], limit: 10 });
+        if (!r.ok) throw new Error(JSON.stringify(r.error));
+        return r.value;
+      } finally {
+        self.env = saved;
+      }
+    });
+  }
+
+  const ns = "remote-coordinated";
+  const file = {
+    ...option("services.dunst.enable", "Whether to enable the Dunst notification daemon."),
+    ...option("programs.git.signing.key", "The key to sign commits with."),
+  };
+
+  it("asks Vectorize beside the lexical fan-out and re-asks only a shard that needs vectors", async () => {
+    expect((await postBatch(ns, file)).status).toBe(200);
+    const ai = fakeAi();
+    const vectorize = fakeVectorize();
+    const stub = env.NAMESPACE_SHARD.get(env.NAMESPACE_SHARD.idFromName(ns));
+    await runInDurableObject(stub, (instance: NamespaceShard) => instance.syncRemoteVectors(remoteVectors({ AI: ai, VECTORIZE: vectorize.binding })!));
+
+    // No name holds these words: the shard asks for vectors and ranks Vectorize's answer.
+    const intent = await searchWith({ AI: ai, VECTORIZE: vectorize.binding }, "popup message server", ns);
+    expect(intent.vectors).toBe("ok");
+    expect(intent.partial).toBe(false);
+    expect(intent.hits.map((h) => h.name)).toContain("services.dunst.enable");
+
+    // A name holds every word: the answer does not wait for (or use) the vectors.
+    const named = await searchWith({ AI: ai, VECTORIZE: vectorize.binding }, "git signing key", ns);
+    expect(named.vectors).toBe("unused");
+    expect(named.hits[0]!.name).toBe("programs.git.signing.key");
+  });
+
+  it("answers lexically, flagged partial, when the vector side hangs, and never waits for it when unneeded", async () => {
+    const hanging = { AI: { run: () => new Promise(() => {}) }, VECTORIZE: fakeVectorize().binding };
+    const intent = await searchWith(hanging, "dunst popup server", ns);
+    expect(intent.vectors).toBe("timeout");
+    expect(intent.partial).toBe(true);
+    expect(intent.hits.map((h) => h.name)).toEqual(["services.dunst.enable"]);
+    const started = Date.now();
+    const named = await searchWith(hanging, "git signing key", ns);
+    expect(named.vectors).toBe("unused");
+    expect(named.partial).toBe(false);
+    expect(Date.now() - started).toBeLessThan(200);
   });
 });

@@ -81,9 +81,14 @@ describe("ranking on the real data", () => {
   });
 
   it("resolves a concrete instance onto its `<name>` option", async () => {
-    const r = await search("age.secrets.mysecret.owner");
+    const r = await search("age.secrets.mySecret.owner");
     expect(r.hits[0]!.name).toBe("age.secrets.<name>.owner");
     expect(r.hits[0]!.match).toBe("prefix");
+    // …and says which part of the query filled the placeholder, as typed.
+    expect((r.hits[0] as Hit & { bindings?: unknown }).bindings).toEqual([{ index: 2, placeholder: "<name>", value: "mySecret" }]);
+    const sops = await search("sops.secrets.db-password.owner");
+    expect(sops.hits[0]!.name).toBe("sops.secrets.<name>.owner");
+    expect((sops.hits[0] as Hit & { bindings?: unknown }).bindings).toEqual([{ index: 2, placeholder: "<name>", value: "db-password" }]);
   });
 
   it("answers an undeclared key under a freeform option with that option and the rest of the path (BR-09)", async () => {
@@ -168,6 +173,19 @@ describe("ranking on the real data", () => {
     expect(totals.size).toBe(1);
     const deep = await api(`/api/v1/search?q=git&cursor=${enc(btoa(JSON.stringify({ o: 1000, q: "git" })).replace(/=+$/, ""))}`);
     expect(deep.status).toBe(400);
+  });
+
+  it("reads the initials of long words as a name segment: `automatic garbage collection` → nix.gc.automatic", async () => {
+    expect((await names("automatic garbage collection"))[0]).toMatch(/^nix\.gc\.automatic$/);
+  });
+
+  it("prefers the description that holds the words as typed: `tap to click` → trackpad.Clicking", async () => {
+    expect((await names("tap to click"))[0]).toBe("system.defaults.trackpad.Clicking");
+  });
+
+  it("prefers the name made of the words asked for over one with more words besides them", async () => {
+    expect((await names("home session variables", "&namespace=home-manager"))[0]).toBe("home.sessionVariables");
+    expect((await names("tmux", "&namespace=home-manager"))[0]).toBe("programs.tmux.enable");
   });
 
   it("puts the enable option of a hyphenated module first for its words", async () => {

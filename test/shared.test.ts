@@ -4,7 +4,7 @@ import { editDistance, NameVocabulary } from "../src/shared/fuzzy.ts";
 import { groupIntoModules, INLINE_MODULE } from "../src/shared/group.ts";
 import { parseOptionName, showOption } from "../src/shared/optionName.ts";
 import { parseQuery } from "../src/shared/query.ts";
-import { matchesPath, snippet } from "../src/shared/rank.ts";
+import { matchesPath, nameFeatures, placeholderBindings, snippet, termCover } from "../src/shared/rank.ts";
 import { normalizeOptionsJson } from "../src/shared/schemas.ts";
 import { nameWords, segmentWords } from "../src/shared/tokenize.ts";
 import { dataFile } from "./helpers.ts";
@@ -76,6 +76,39 @@ describe("queries and ranking helpers", () => {
     expect(matchesPath(["a", "b", "c"], ["a"], true)).toBe(false);
     expect(matchesPath(["git", ""], ["programs", "git", "enable"], false)).toBe(true);
     expect(matchesPath(["git", ""], ["programs", "git"], false)).toBe(false);
+  });
+
+  it("offers runs of two or three long words as acronyms, never for dotted paths", () => {
+    expect(parseQuery("automatic garbage collection").acronyms.map((a) => a.initials)).toEqual(["ag", "gc", "agc"]);
+    expect(parseQuery("set up ssh").acronyms).toEqual([]);
+    expect(parseQuery("nix.gc.automatic").acronyms).toEqual([]);
+    expect(parseQuery("tap to click").words).toEqual(["tap", "to", "click"]);
+  });
+
+  it("covers a query word by a whole name word, its inflection, an acronym segment, or (half) a prefix", () => {
+    const cover = (q: string, loc: string[]) => termCover(parseQuery(q), nameFeatures(loc));
+    expect(cover("automatic garbage collection", ["nix", "gc", "automatic"])).toEqual([1, 1, 1]);
+    expect(cover("garbage collection", ["services", "ipfs", "enableGarbageCollection"])).toEqual([1, 1]);
+    expect(cover("tap click", ["system", "defaults", "trackpad", "Clicking"])).toEqual([0, 1]);
+    expect(cover("package", ["home", "packages"])).toEqual([1]);
+    // Not the other way round: `scrolling` is not every `scroll` option.
+    expect(cover("natural scrolling", ["system", "defaults", "NSGlobalDomain", "AppleShowScrollBars"])).toEqual([0, 0]);
+    expect(cover("git", ["programs", "gitui", "enable"])).toEqual([0.5]);
+    expect(nameFeatures(["home", "sessionSearchVariables"]).parts).toEqual(["session", "search", "variables"]);
+    // An acronym must be a whole segment, not a piece of a word.
+    expect(cover("garbage collection", ["programs", "gcc", "enable"])).toEqual([0, 0]);
+  });
+
+  it("tells which concrete names of a dotted query fill which placeholders", () => {
+    expect(placeholderBindings("age.secrets.MySecret.owner", ["age", "secrets", "<name>", "owner"])).toEqual([{ index: 2, placeholder: "<name>", value: "MySecret" }]);
+    // A run inside the name, and two placeholders.
+    expect(placeholderBindings("users.alice.files.notes.text", ["home", "users", "<name>", "files", "<name>", "text"])).toEqual([
+      { index: 2, placeholder: "<name>", value: "alice" },
+      { index: 4, placeholder: "<name>", value: "notes" },
+    ]);
+    // A declared ancestor binds what it covers (the rest is the freeform part).
+    expect(placeholderBindings("services.nginx.virtualHosts.site.root", ["services", "nginx", "virtualHosts", "<name>"])).toEqual([{ index: 3, placeholder: "<name>", value: "site" }]);
+    expect(placeholderBindings("programs.git.enable", ["programs", "git", "enable"])).toEqual([]);
   });
 
   it("escapes snippets and marks matched words", () => {

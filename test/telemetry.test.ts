@@ -280,6 +280,25 @@ describe("privacy", () => {
     expect((await json(res)).error.code).toBe("unavailable");
   });
 
+  it("takes a `telemetry` API key, which can do nothing else; read keys and namespace-scoped keys are refused", async () => {
+    const key = async (body: object) => {
+      const res = await api("/api/v1/admin/keys", { method: "POST", headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify(body) });
+      expect(res.status, await res.clone().text()).toBe(201);
+      return { authorization: `Bearer ${(await json(res)).key}` };
+    };
+    const telemetryKey = await key({ name: "fleet telemetry", role: "telemetry" });
+    const readKey = await key({ name: "reader", role: "read" });
+    const scopedWrite = await key({ name: "agenix ci", role: "write", namespaces: ["agenix"] });
+    const host = await hostOf("november.example.org");
+    const report = { host, environment: "production", system: "x86_64-linux", reportedAt: Math.floor(Date.now() / 1000), modules: [AGE] };
+    expect((await postReport(report, readKey)).status).toBe(403);
+    expect((await postReport(report, scopedWrite)).status).toBe(403);
+    expect((await postReport(report, telemetryKey)).status).toBe(200);
+    // The same key cannot ingest.
+    const ingest = await api("/api/v1/namespaces/agenix/modules/batch", { method: "POST", headers: { ...telemetryKey, "content-type": "application/json" }, body: JSON.stringify({ modules: [] }) });
+    expect(ingest.status).toBe(403);
+  });
+
   it("needs a bearer credential", async () => {
     const host = await hostOf("india.example.org");
     const body = { host, environment: "production", system: "x86_64-linux", reportedAt: 1, modules: [] };
@@ -337,10 +356,10 @@ describe("bad reports", () => {
 
 describe("boost=usage", () => {
   it("reorders a near-tie by hosts using the modules, and never lifts a text match over a name match", async () => {
-    // `owner`: sops.secrets.<name>.owner and age.secrets.<name>.owner are name matches a few points apart.
-    const plain = (await json(await api(`/api/v1/search?q=owner&limit=20`))).hits as SearchHit[];
-    const ageAt = plain.findIndex((h) => h.name === "age.secrets.<name>.owner");
-    const sopsAt = plain.findIndex((h) => h.name === "sops.secrets.<name>.owner");
+    // `mode`: sops.secrets.<name>.mode and age.secrets.<name>.mode are name matches a few points apart.
+    const plain = (await json(await api(`/api/v1/search?q=mode&limit=20`))).hits as SearchHit[];
+    const ageAt = plain.findIndex((h) => h.name === "age.secrets.<name>.mode");
+    const sopsAt = plain.findIndex((h) => h.name === "sops.secrets.<name>.mode");
     expect(sopsAt).toBeLessThan(ageAt);
     expect(plain[sopsAt]!.score - plain[ageAt]!.score).toBeLessThan(10);
 
@@ -352,17 +371,18 @@ describe("boost=usage", () => {
     const [ageHosts, sopsHosts] = [(await usage(AGE)).hosts, (await usage(SOPS)).hosts];
     expect(usageBonus(ageHosts) - usageBonus(sopsHosts)).toBeGreaterThan(plain[sopsAt]!.score - plain[ageAt]!.score);
 
-    const res = await json(await api(`/api/v1/search?q=owner&limit=20&boost=usage`));
+    const res = await json(await api(`/api/v1/search?q=mode&limit=20&boost=usage`));
     expect(res.usage).toBe("ok");
     const boosted = res.hits as SearchHit[];
-    expect(boosted.findIndex((h) => h.name === "age.secrets.<name>.owner")).toBeLessThan(boosted.findIndex((h) => h.name === "sops.secrets.<name>.owner"));
-    expect(boosted.find((h) => h.name === "age.secrets.<name>.owner")!.usageHosts).toBe(ageHosts);
-    // The used postgresql module's text match stays below every name match.
-    const lastName = boosted.findLastIndex((h) => h.match === "name");
-    const pg = boosted.findIndex((h) => h.module === "modules/services/postgresql");
-    expect(pg).toBeGreaterThan(lastName);
+    expect(boosted.findIndex((h) => h.name === "age.secrets.<name>.mode")).toBeLessThan(boosted.findIndex((h) => h.name === "sops.secrets.<name>.mode"));
+    expect(boosted.find((h) => h.name === "age.secrets.<name>.mode")!.usageHosts).toBe(ageHosts);
     // The default ranking is untouched.
-    expect((await json(await api(`/api/v1/search?q=owner&limit=20`))).hits).toEqual(plain);
+    expect((await json(await api(`/api/v1/search?q=mode&limit=20`))).hits).toEqual(plain);
+    // `owner`: the used postgresql module's description match (services.postgresql.dataDir) stays below every name match.
+    const owner = (await json(await api(`/api/v1/search?q=owner&limit=20&boost=usage`))).hits as SearchHit[];
+    const pg = owner.findIndex((h) => h.module === "modules/services/postgresql");
+    expect(owner[pg]!.usageHosts).toBe(20);
+    expect(pg).toBeGreaterThan(owner.findLastIndex((h) => h.match === "name"));
     // An exact name stays first however much another module is used.
     expect((await json(await api(`/api/v1/search?q=sops.secrets&boost=usage`))).hits[0].name).toBe("sops.secrets");
   });

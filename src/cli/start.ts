@@ -95,8 +95,9 @@ async function seed(base: string, token: string, dir: string, persist: string, s
   }
   const journalFile = path.join(persist, "nixdocs-seed.json");
   const journal = readJournal(journalFile);
-  const res = await fetch(`${base}/api/v1/namespaces`, { signal });
-  if (!res.ok) throw new Error(`GET /api/v1/namespaces answered ${res.status}: ${await res.text()}`);
+  // kind=all: a seed file may name a preview namespace too.
+  const res = await fetch(`${base}/api/v1/namespaces?kind=all`, { signal });
+  if (!res.ok) throw new Error(`GET /api/v1/namespaces?kind=all answered ${res.status}: ${await res.text()}`);
   const stored = new Map(((await res.json()) as { items: NamespaceItem[] }).items.map((i) => [i.namespace, i]));
   const todo: string[] = [];
   for (const file of files) {

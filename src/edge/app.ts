@@ -6,6 +6,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { ApiError } from "../shared/errors.ts";
 import type { AppEnv } from "./env.ts";
 import { errorResponse, notFound, onError } from "./middleware/errors.ts";
+import { admin } from "./routes/admin.ts";
 import { namespaces } from "./routes/namespaces.ts";
 import { search } from "./routes/search.ts";
 import { stats } from "./routes/stats.ts";
@@ -16,24 +17,28 @@ export function createApp(): Hono<AppEnv> {
   app.use(requestId({ headerName: "X-Request-Id" }));
   app.use(secureHeaders());
   // Reads revalidate cheaply: an unchanged answer is a 304 (data changes only on ingest).
+  // Admin answers (keys, audit) are for one caller and never stored by caches.
   app.use("/api/v1/*", async (c, next) => {
     await next();
-    if (c.req.method === "GET" && c.res.status === 200 && !c.req.path.startsWith("/api/v1/search")) c.header("Cache-Control", "public, max-age=0, must-revalidate");
+    if (c.req.path.startsWith("/api/v1/admin")) c.header("Cache-Control", "no-store");
+    else if (c.req.method === "GET" && c.res.status === 200 && !c.req.path.startsWith("/api/v1/search")) c.header("Cache-Control", "public, max-age=0, must-revalidate");
   });
   // Search answers carry per-shard timings, so they are never byte-identical: no ETag there.
-  app.use("/api/v1/*", async (c, next) => (c.req.path.startsWith("/api/v1/search") ? next() : etag()(c, next)));
+  app.use("/api/v1/*", async (c, next) => (c.req.path.startsWith("/api/v1/search") || c.req.path.startsWith("/api/v1/admin") ? next() : etag()(c, next)));
   app.onError(onError);
   app.notFound(notFound);
 
-  // The API has reads (GET/HEAD) and ingest (POST); other methods are refused as such, not as 404s.
-  app.on(["PUT", "PATCH", "DELETE"], "/api/v1/*", (c) => {
-    c.header("Allow", "GET, HEAD, POST");
-    return errorResponse(c, new ApiError(405, "method_not_allowed", `${c.req.method} is not supported on ${new URL(c.req.url).pathname}`));
-  });
+  app.route("/api/v1/admin", admin);
   app.get("/api/v1/health", (c) => c.json({ ok: true }));
   app.route("/api/v1/namespaces", namespaces);
   app.route("/api/v1/search", search);
   app.route("/api/v1/stats", stats);
   app.route("/api/v1/telemetry", telemetry);
+  // Past the routes: PUT and PATCH exist only for docs edits (a module, an option), DELETE only
+  // for revoking an API key; elsewhere these methods are refused as such, not as 404s.
+  app.on(["PUT", "PATCH", "DELETE"], "/api/v1/*", (c) => {
+    c.header("Allow", /^\/api\/v1\/admin\/keys\/[^/]+$/.test(c.req.path) ? "DELETE" : "GET, HEAD, POST");
+    return errorResponse(c, new ApiError(405, "method_not_allowed", `${c.req.method} is not supported on ${new URL(c.req.url).pathname}`));
+  });
   return app;
 }

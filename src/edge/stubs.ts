@@ -18,3 +18,15 @@ export function usageAggregate(env: Env, namespace: string): DurableObjectStub<i
 export function coordinator(env: Env): DurableObjectStub<import("../objects/SearchCoordinator.ts").SearchCoordinator> {
   return env.SEARCH_COORDINATOR.get(env.SEARCH_COORDINATOR.idFromName(COORDINATOR_NAME));
 }
+
+/** API keys and the audit log are one object each per deployment. */
+export const KEY_STORE_NAME = "global";
+export const AUDIT_LOG_NAME = "global";
+
+export function keyStore(env: Env): DurableObjectStub<import("../objects/KeyStore.ts").KeyStore> {
+  return env.KEY_STORE.get(env.KEY_STORE.idFromName(KEY_STORE_NAME));
+}
+
+export function auditLog(env: Env): DurableObjectStub<import("../objects/AuditLog.ts").AuditLog> {
+  return env.AUDIT_LOG.get(env.AUDIT_LOG.idFromName(AUDIT_LOG_NAME));
+}

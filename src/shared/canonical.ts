@@ -1,4 +1,5 @@
 /** Canonical JSON and content hashes: equal content, equal hash, whatever the key order. @module */
+import { toHex } from "./bytes.ts";
 
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
@@ -13,7 +14,7 @@ const encoder = new TextEncoder();
 
 export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", encoder.encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(new Uint8Array(digest));
 }
 
 export function contentHash(value: unknown): Promise<string> {

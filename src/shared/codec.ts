@@ -1,21 +1,12 @@
 /**
- * Compact snapshots: MessagePack (msgpackr) compressed with gzip. The no-eval build and
- * `useRecords: false` keep msgpackr from generating code, which workerd forbids during requests
- * (kriszyp/msgpackr#179); gzip keeps the largest real module (~2 MB of JSON) far under the
- * 2 MB row limit of Durable Object SQLite.
+ * Compact snapshots: MessagePack (msgpack.ts, without code generation) compressed with gzip;
+ * gzip keeps the largest real module (~2 MB of JSON) far under the 2 MB row limit of Durable
+ * Object SQLite.
  * @module
  */
-import { Packr } from "msgpackr/index-no-eval";
+import { pack, unpack } from "./msgpack.ts";
 
-const packr = new Packr({ useRecords: false, moreTypes: false });
-
-export function pack(value: unknown): Uint8Array {
-  return packr.pack(value);
-}
-
-export function unpack<T>(bytes: Uint8Array): T {
-  return packr.unpack(bytes) as T;
-}
+export { pack, unpack };
 
 async function pipe(bytes: Uint8Array, stream: CompressionStream | DecompressionStream): Promise<Uint8Array> {
   const out = new Blob([bytes]).stream().pipeThrough(stream);

@@ -1,11 +1,9 @@
 /** Opaque page cursors: base64url JSON, validated on the way back in. @module */
+import { base64url } from "./bytes.ts";
 import { ApiError } from "./errors.ts";
 
 export function encodeCursor(value: Record<string, string | number>): string {
-  const bytes = new TextEncoder().encode(JSON.stringify(value));
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  return base64url(new TextEncoder().encode(JSON.stringify(value)));
 }
 
 export function decodeCursor(cursor: string): Record<string, unknown> {

@@ -20,6 +20,7 @@ export type ErrorCode =
   | "query_empty"
   | "query_too_long"
   | "method_not_allowed"
+  | "upgrade_required"
   | "conflict"
   | "rate_limited"
   | "internal_error"
@@ -29,7 +30,7 @@ export interface ErrorBody {
   error: { code: ErrorCode; message: string; details?: unknown };
 }
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 429 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 426 | 429 | 500 | 503;
 
 export class ApiError extends Error {
   readonly status: ErrorStatus;

@@ -19,6 +19,13 @@ export const LIMITS = {
   maxPathLength: 1_024,
   /** Length of one option description or literal text. */
   maxTextLength: 200_000,
+  /** Bytes of one message a live-room client sends. */
+  maxLiveMessageBytes: 4_096,
+  /** Messages a live-room connection may send per window; more close it with 1008. */
+  liveMessagesPerWindow: 30,
+  liveMessageWindowMs: 10_000,
+  /** Events per page of a live-room replay (and per publish call of a shard). */
+  liveEventPage: 500,
   /** Modules in one telemetry report. */
   maxTelemetryModules: 2_000,
   /** Largest telemetry report body in bytes (2,000 typical module references are ~200 KB). */

@@ -18,6 +18,32 @@ export interface ParsedQuery {
   terms: string[];
   /** Dotted path typed as such (`services.nginx`, `progra.`): no whitespace, has a dot. */
   dotted: boolean;
+  /** Every word in the order typed, glue words included: the phrase a description may hold. */
+  words: string[];
+  /**
+   * Runs of two or three long terms whose initials may be a name segment: `garbage collection`
+   * → `gc` (`nix.gc.automatic`).
+   */
+  acronyms: Acronym[];
+}
+
+export interface Acronym {
+  initials: string;
+  terms: string[];
+}
+
+/** Words shorter than this do not make acronyms (`set up` is not `su`). */
+const ACRONYM_MIN_WORD = 4;
+
+function acronymsOf(terms: readonly string[]): Acronym[] {
+  const out: Acronym[] = [];
+  for (let len = 2; len <= 3; len++) {
+    for (let i = 0; i + len <= terms.length; i++) {
+      const run = terms.slice(i, i + len);
+      if (run.every((t) => t.length >= ACRONYM_MIN_WORD && /^\p{L}/u.test(t))) out.push({ initials: run.map((t) => t[0]).join(""), terms: run });
+    }
+  }
+  return out;
 }
 
 const STOP_WORDS = new Set(["a", "an", "the", "to", "for", "of", "in", "on", "with", "my", "me", "i", "and", "or", "after", "across", "by", "from", "at", "is", "be", "it", "how", "do", "when", "into"]);
@@ -28,7 +54,8 @@ export function parseQuery(q: string | undefined): ParsedQuery {
   if ([...raw].length > LIMITS.maxQueryLength) {
     throw new ApiError(400, "query_too_long", `the search query is longer than ${LIMITS.maxQueryLength} characters`);
   }
-  const words = [...new Set(textWords(raw))];
+  const typed = textWords(raw);
+  const words = [...new Set(typed)];
   if (words.length > LIMITS.maxQueryTerms) {
     throw new ApiError(400, "query_too_long", `the search query has more than ${LIMITS.maxQueryTerms} words`);
   }
@@ -36,7 +63,8 @@ export function parseQuery(q: string | undefined): ParsedQuery {
   // they are dropped while at least two other words remain.
   const content = words.filter((w) => !STOP_WORDS.has(w));
   const terms = content.length >= 2 ? content : words;
-  return { raw, lower: raw.toLowerCase(), terms, dotted: !/\s/.test(raw) && raw.includes(".") };
+  const dotted = !/\s/.test(raw) && raw.includes(".");
+  return { raw, lower: raw.toLowerCase(), terms, dotted, words: typed, acronyms: dotted ? [] : acronymsOf(terms) };
 }
 
 function quote(term: string): string {
@@ -56,6 +84,17 @@ export function ftsAll(terms: readonly string[], column?: string): string {
 /** Any word may match: the recall fallback when the other sources find too little. */
 export function ftsAny(terms: readonly string[]): string {
   return terms.map(ftsTerm).join(" OR ");
+}
+
+/** The typed words as one FTS5 phrase (adjacent, in order). */
+export function ftsPhrase(words: readonly string[]): string {
+  return quote(words.join(" "));
+}
+
+/** Names holding an acronym's initials as a word and every other term (`name : ("gc" "automatic"*)`). */
+export function ftsAcronym(terms: readonly string[], acronym: Acronym): string {
+  const rest = terms.filter((t) => !acronym.terms.includes(t));
+  return `name : (${[quote(acronym.initials), ...rest.map(ftsTerm)].join(" ")})`;
 }
 
 /** The query text with each word that `corrections` maps replaced (`synctihng` → `syncthing`). */

@@ -14,6 +14,19 @@ export const namespaceName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "namespace: 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit");
 
+/** Preview namespaces, one per pull request: listed apart, searched only when named, deleted after a TTL. */
+const PREVIEW_NAMESPACE = /^preview-pr-[1-9]\d{0,8}$/;
+
+export function isPreviewNamespace(name: string): boolean {
+  return PREVIEW_NAMESPACE.test(name);
+}
+
+/** `PREVIEW_TTL_HOURS` in ms (72 hours when unset or not a positive number). */
+export function previewTtlMs(hours: string | undefined): number {
+  const n = Number(hours);
+  return (Number.isFinite(n) && n > 0 ? n : 72) * 3_600_000;
+}
+
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** A module path: relative, no `..` segment, no control characters, no backslash. */

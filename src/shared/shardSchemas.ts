@@ -22,7 +22,7 @@ const optionRecord = z.strictObject({
   extra: z.record(z.string(), z.unknown()).optional(),
 });
 
-const moduleRecord = z.strictObject({
+export const moduleRecordSchema = z.strictObject({
   path: modulePath,
   name: z.string().min(1),
   description: z.string(),
@@ -33,7 +33,7 @@ const moduleRecord = z.strictObject({
 
 export const ingestRequestSchema = z.strictObject({
   modules: z
-    .array(moduleRecord)
+    .array(moduleRecordSchema)
     .max(LIMITS.maxModulesPerBatch)
     .refine((modules) => {
       const names = modules.flatMap((m) => m.options.map((o) => o.name));
@@ -44,3 +44,12 @@ export const ingestRequestSchema = z.strictObject({
   importId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
   final: z.boolean(),
 });
+
+/** A live room asking its shard for events after `after` (null: only the latest seq). */
+export const liveSyncRequestSchema = z.strictObject({
+  after: z.number().int().nonnegative().nullable(),
+  module: modulePath.nullable(),
+  limit: z.number().int().min(1).max(LIMITS.liveEventPage),
+  watch: z.boolean(),
+});
+export type LiveSyncRequest = z.infer<typeof liveSyncRequestSchema>;

@@ -15,8 +15,27 @@ function fold(s: string): string {
   return s.normalize("NFKD").replace(/\p{M}/gu, "").toLowerCase();
 }
 
+/**
+ * Segment words and folds are memoised: ranking reads the words of every candidate's name, and
+ * names share most of their segments (`plugins`, `settings`, `enable`), so a search over
+ * thousands of candidates tokenizes each distinct segment once. Bounded: cleared when full.
+ */
+const MEMO_LIMIT = 100_000;
+const wordsMemo = new Map<string, readonly string[]>();
+const foldMemo = new Map<string, string>();
+
+function remember<V>(memo: Map<string, V>, key: string, value: V): V {
+  if (memo.size >= MEMO_LIMIT) memo.clear();
+  memo.set(key, value);
+  return value;
+}
+
 /** The words of one name segment: its parts plus the whole segment as one folded word. */
-export function segmentWords(segment: string): string[] {
+export function segmentWords(segment: string): readonly string[] {
+  return wordsMemo.get(segment) ?? remember(wordsMemo, segment, Object.freeze(computeSegmentWords(segment)));
+}
+
+function computeSegmentWords(segment: string): string[] {
   if (isPlaceholder(segment)) return [];
   const words: string[] = [];
   const runs = segment.match(WORD_RUN) ?? [];
@@ -42,5 +61,5 @@ export function textWords(text: string): string[] {
 
 /** Folded, lower-cased form of a whole segment, as `segmentWords` puts last. */
 export function foldSegment(segment: string): string {
-  return fold((segment.match(WORD_RUN) ?? []).join(""));
+  return foldMemo.get(segment) ?? remember(foldMemo, segment, fold((segment.match(WORD_RUN) ?? []).join("")));
 }

@@ -83,6 +83,13 @@ export interface ShardCounts {
   updatedAt: number | null;
 }
 
+export interface PlaceholderBinding {
+  /** Index of the placeholder segment in the option's `loc`. */
+  index: number;
+  placeholder: string;
+  value: string;
+}
+
 export interface SearchHit {
   namespace: string;
   name: string;
@@ -101,6 +108,11 @@ export interface SearchHit {
   match: "exact" | "prefix" | "ancestor" | "name" | "text";
   /** For `ancestor` matches: the query's segments below the option (`["download-buffer-size"]`). */
   rest?: string[];
+  /**
+   * For dotted queries through placeholders: which concrete name filled which placeholder
+   * (`age.secrets.mysecret.owner` → `[{ index: 2, placeholder: "<name>", value: "mysecret" }]`).
+   */
+  bindings?: PlaceholderBinding[];
   /** Found only after correcting a typo in the query (see the response's `corrections`). */
   fuzzy?: true;
   /** With `boost=usage`: hosts now using the hit's module (its score includes the usage bonus). */
@@ -115,4 +127,16 @@ export interface ShardSearchResult {
   corrections?: Record<string, string>;
   /** Query words (of four or more letters) this namespace knows in no name and no description. */
   unknownWords?: string[];
+  /**
+   * Asked with vectors `"deferred"`: this query would use the nearest options by embedding here
+   * (no name holds every word and few options match); ask again with them.
+   */
+  needsVectors?: true;
 }
+
+/**
+ * What a shard uses for the vector side of a search: nothing given (its own embedded index),
+ * the nearest options by name with their similarity (from Vectorize), or `"deferred"` (the
+ * coordinator is still asking Vectorize: rank lexically and say whether vectors would be used).
+ */
+export type ShardVectorInput = Record<string, number> | "deferred" | undefined;

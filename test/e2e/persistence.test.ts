@@ -1,8 +1,8 @@
 /**
  * Persistence across restarts of `npm start` (src/cli/start.ts): seeding from SEED_DIR, a clean
  * stop (SIGTERM), a restart that seeds nothing and serves the same data, a crash (SIGKILL of the
- * whole process group) after an acknowledged write, which must survive too, and the completion
- * of a seed that was cut short.
+ * whole process group) after an acknowledged write, which must survive too, API keys and audit
+ * entries surviving a restart, and the completion of a seed that was cut short.
  *
  * Every server runs in its own process group (start.ts → wrangler → workerd), so the test can
  * check that a stop leaves no process behind and can always clean up, even when a step fails.
@@ -181,6 +181,38 @@ describe("npm start keeps its data across restarts", () => {
     const list = await getJson<{ items: { namespace: string; options: number }[] }>(`${again.base}/api/v1/namespaces`);
     expect(Object.fromEntries(list.body.items.map((i) => [i.namespace, i.options]))).toEqual({ agenix: Object.keys(changed).length, "sops-nix": Object.keys(expected.get("sops-nix")!).length });
     await stopGracefully(again);
+  });
+
+  it("keeps API keys and the audit log across a restart, and the ingest CLI writes with a scoped key", async () => {
+    const adminToken = parseDevVars(readFileSync(path.join(ROOT, ".dev.vars"), "utf8")).ADMIN_TOKEN!;
+    const admin = { authorization: `Bearer ${adminToken}` };
+    const first = startServer(await freePort(), { SEED_DIR: seedDir, NIXDOCS_PERSIST_DIR: persistDir });
+    await waitForOutput(first, /nothing to seed/);
+    const created = await fetch(`${first.base}/api/v1/admin/keys`, {
+      method: "POST",
+      headers: { ...admin, "content-type": "application/json" },
+      body: JSON.stringify({ name: "e2e sops-nix writer", role: "write", namespaces: ["sops-nix"] }),
+    });
+    expect(created.status).toBe(201);
+    const { id, key } = (await created.json()) as { id: string; key: string };
+    await stopGracefully(first);
+
+    const server = startServer(await freePort(), { SEED_DIR: seedDir, NIXDOCS_PERSIST_DIR: persistDir });
+    await waitForOutput(server, /nothing to seed/);
+    // The same data again through the CLI with the key: accepted, nothing changes.
+    const report = await ingestFile(path.join(seedDir, "sops-nix-options.json.gz"), { url: server.base, token: key, progress: "none" });
+    expect(report.summary.options).toMatchObject({ added: 0, changed: 0, removed: 0 });
+    // Outside its scope the key is refused, and the CLI says so instead of retrying.
+    await expect(ingestFile(path.join(seedDir, "agenix-options.json.gz"), { url: server.base, token: key, progress: "none" })).rejects.toThrow(/403/);
+
+    const keys = (await (await fetch(`${server.base}/api/v1/admin/keys`, { headers: admin })).json()) as { items: { id: string; lastUsedAt: number | null }[] };
+    expect(keys.items.find((k) => k.id === id)?.lastUsedAt).toBeGreaterThan(0);
+    const audit = (await (await fetch(`${server.base}/api/v1/admin/audit?actor=${id}`, { headers: admin })).json()) as { items: { action: string; namespace: string; status: number }[] };
+    expect(audit.items.map((e) => [e.action, e.namespace, e.status])).toEqual([
+      ["ingest", "agenix", 403],
+      ...Array.from({ length: report.batches }, () => ["ingest", "sops-nix", 200]),
+    ]);
+    await stopGracefully(server);
   });
 
   it("finishes a seed that the journal says was cut short", async () => {

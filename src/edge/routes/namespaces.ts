@@ -3,11 +3,13 @@ import { Hono } from "hono";
 import { ApiError, unwrap } from "../../shared/errors.ts";
 import { groupIntoModules } from "../../shared/group.ts";
 import { LIMITS } from "../../shared/limits.ts";
+import { optionPatch } from "../../shared/edit.ts";
 import { ingestQuery, namespaceName, normalizeModules, normalizeOptionsJson } from "../../shared/schemas.ts";
 import type { ModuleRecord } from "../../shared/types.ts";
 import { z } from "../../shared/zod.ts";
 import type { AppEnv } from "../env.ts";
-import { requireAdmin } from "../middleware/auth.ts";
+import { audited } from "../middleware/audit.ts";
+import { namespaceParam, requireEditor, requireRole } from "../middleware/auth.ts";
 import { limitBody, readJson } from "../middleware/body.ts";
 import { requireNamespace } from "../registry.ts";
 import { coordinator, shard, usageAggregate } from "../stubs.ts";
@@ -33,8 +35,12 @@ function looksLikeModuleBatch(body: unknown): boolean {
 
 export const namespaces = new Hono<AppEnv>();
 
+const listQuery = z.strictObject({ kind: z.enum(["standard", "preview", "all"]).default("standard") });
+
+/** Standard namespaces by default; `?kind=preview` lists the preview namespaces, `?kind=all` both. */
 namespaces.get("/", async (c) => {
-  const items = await coordinator(c.env).listNamespaces();
+  const { kind } = parseOr400(listQuery, c.req.query(), "query");
+  const items = await coordinator(c.env).listNamespaces(kind);
   return c.json({ items });
 });
 
@@ -44,7 +50,10 @@ namespaces.get("/:ns", async (c) => {
   return c.json(unwrap(await shard(c.env, ns).counts(ns)));
 });
 
-namespaces.post("/:ns/modules/batch", requireAdmin, limitBody(), async (c) => {
+// Audited first, so refused attempts are recorded too; authorized before the body is read.
+const auditIngest = audited("ingest", (c) => ({ namespace: c.req.param("ns"), target: c.req.query("importId") }));
+
+namespaces.post("/:ns/modules/batch", auditIngest, requireRole("write", namespaceParam), limitBody(), async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
   const query = parseOr400(ingestQuery, c.req.query(), "query");
   const body = await readJson(c);
@@ -110,4 +119,45 @@ namespaces.get("/:ns/options/*", async (c) => {
   if (name.length > LIMITS.maxPathLength * 4) throw new ApiError(400, "bad_request", "the option name is too long");
   await requireNamespace(c.env, ns);
   return c.json(unwrap(await shard(c.env, ns).getOption(ns, name)));
+});
+
+// ---- docs edits -------------------------------------------------------------------------------
+
+/**
+ * `PUT /modules/<path>`: the module as a whole (`name`, `description`, `imports`, `meta`,
+ * `options` keyed by name as in options.json), replacing what is stored; one new version.
+ */
+/** Edits are audited with the edited module or option as the target (refused attempts too). */
+const auditEdit = (action: string, prefix: "modules" | "options") =>
+  audited(action, (c) => {
+    const raw = new URL(c.req.url).pathname.split(`/${prefix}/`)[1] ?? "";
+    return { namespace: c.req.param("ns"), target: raw ? raw.slice(0, LIMITS.maxPathLength) : undefined };
+  });
+
+namespaces.put("/:ns/modules/*", auditEdit("module.edit", "modules"), requireEditor, limitBody(), async (c) => {
+  const { ns } = parseOr400(nsParam, c.req.param(), "path");
+  const path = pathTail(c.req.url, `/namespaces/${ns}/modules/`);
+  if (!path) throw new ApiError(400, "bad_request", "the module path is missing");
+  const body = await readJson(c);
+  if (!body || typeof body !== "object" || Array.isArray(body)) throw new ApiError(400, "validation_failed", "the body is a module object", { issues: [{ path: ["body"], message: "expected an object" }] });
+  if ("path" in body && body.path !== path) throw new ApiError(400, "validation_failed", "the body names another module than the URL", { issues: [{ path: ["body", "path"], message: `expected ${path} or nothing` }] });
+  const result = normalizeModules({ modules: [{ ...body, path }] });
+  if ("issues" in result) {
+    // Issues name the body's fields, not the batch the record is checked as.
+    const issues = result.issues.map((i) => ({ ...i, path: ["body", ...i.path.slice(2)] }));
+    throw new ApiError(400, "validation_failed", "the module is invalid; nothing was written", { issues });
+  }
+  await requireNamespace(c.env, ns);
+  return c.json(unwrap(await shard(c.env, ns).editModule(ns, result.modules[0]!)));
+});
+
+/** `PATCH /options/<name>`: `{ description?, default?, example? }` (defaults and examples as `{ kind, text }`, or null). */
+namespaces.patch("/:ns/options/*", auditEdit("option.edit", "options"), requireEditor, limitBody(), async (c) => {
+  const { ns } = parseOr400(nsParam, c.req.param(), "path");
+  const name = pathTail(c.req.url, `/namespaces/${ns}/options/`);
+  if (!name) throw new ApiError(400, "bad_request", "the option name is missing");
+  if (name.length > LIMITS.maxPathLength * 4) throw new ApiError(400, "bad_request", "the option name is too long");
+  const patch = parseOr400(optionPatch, await readJson(c), "body");
+  await requireNamespace(c.env, ns);
+  return c.json(unwrap(await shard(c.env, ns).editOption(ns, name, patch)));
 });

@@ -11,15 +11,17 @@ import { packCompressed, unpackCompressed } from "../../shared/codec.ts";
 import { contentHash } from "../../shared/canonical.ts";
 import { decodeCursor, encodeCursor } from "../../shared/cursor.ts";
 import { diffModules, optionFieldChanges } from "../../shared/diff.ts";
+import { applyOptionPatch, optionPatch, type OptionPatch } from "../../shared/edit.ts";
 import { ApiError, rpcResult as rpc, type RpcResult } from "../../shared/errors.ts";
 import { LIMITS } from "../../shared/limits.ts";
-import { locKey, parseOptionName } from "../../shared/optionName.ts";
+import { isPlaceholder, locKey, parseOptionName } from "../../shared/optionName.ts";
 import { NameVocabulary } from "../../shared/fuzzy.ts";
-import { correctQuery, ftsAll, ftsAny, parseQuery, type ParsedQuery } from "../../shared/query.ts";
-import { compareHits, score, snippet, type Candidate } from "../../shared/rank.ts";
+import { liveEventType, roomName, type LiveEvent } from "../../shared/live.ts";
+import { correctQuery, ftsAcronym, ftsAll, ftsAny, ftsPhrase, parseQuery, type ParsedQuery } from "../../shared/query.ts";
+import { nameFeatures, placeholderBindings, score, snippet, type NameFeatures } from "../../shared/rank.ts";
 import { namespaceName, zodIssues } from "../../shared/schemas.ts";
-import { ingestRequestSchema } from "../../shared/shardSchemas.ts";
-import type { ChangeList, IngestRequest, IngestSummary, ModuleRecord, SearchHit, ShardCounts, ShardSearchResult } from "../../shared/types.ts";
+import { ingestRequestSchema, liveSyncRequestSchema, moduleRecordSchema, type LiveSyncRequest } from "../../shared/shardSchemas.ts";
+import type { ChangeList, IngestRequest, IngestSummary, ModuleRecord, SearchHit, ShardCounts, ShardSearchResult, ShardVectorInput } from "../../shared/types.ts";
 import type { DiffView, FieldChange, ModuleSummary, ModuleView, OptionView, Page, VersionView } from "../../shared/views.ts";
 import { optionEmbeddingText } from "../../shared/vectors/embedder.ts";
 import { LocalEmbedder } from "../../shared/vectors/local.ts";
@@ -34,16 +36,15 @@ import { embeddingSources, liveOptionHashes } from "./vectors.ts";
 import { SHARD_MIGRATIONS } from "./schema.ts";
 import * as store from "./store.ts";
 
-/** Candidates each source (prefix scan, name match, full-text match) contributes to a search. */
-const SEARCH_POOL = 400;
 /** How far a hit found through a typo correction ranks below one found as typed (half a tier). */
 const FUZZY_PENALTY = 500;
 
 /** Nearest options by embedding that a search considers (exact cosine over the shard's vectors). */
 const VECTOR_TOP_K = 50;
-/** Vectors join a search of several words only when fewer options than this hold them all in their name. */
-const VECTOR_WHEN_NAME_MATCHES_BELOW = 1;
-/** …and when the keyword sources found fewer candidates than this (a scan is not worth it otherwise). */
+/**
+ * Vectors join a search of several words only when no option holds them all in its name, and
+ * when the keyword sources found fewer candidates than this (a scan is not worth it otherwise).
+ */
 const VECTOR_WHEN_CANDIDATES_BELOW = 60;
 /** Nearest options less similar than this are noise (random words share a few hashed trigrams). */
 const VECTOR_MIN_SIMILARITY = 0.3;
@@ -51,13 +52,60 @@ const VECTOR_MIN_SIMILARITY = 0.3;
 const EMBED_BATCH = 2_000;
 
 /**
- * A search candidate: its best bm25 (null: found by name lookup), whether only a partial match
- * found it, and its embedding similarity to the query when it is among the nearest.
+ * Live publishing: the alarm that guarantees delivery fires this long after a commit (publishing
+ * right after the commit normally makes it unnecessary), and retries back off from here.
+ */
+const LIVE_RETRY_MS = 2_000;
+const LIVE_RETRY_MAX_MS = 5 * 60_000;
+
+/** What an edit (PUT module, PATCH option) did: the module's version after it. */
+export interface EditResult {
+  namespace: string;
+  module: string;
+  version: number;
+  /** False when the edit changed nothing (no version was created). */
+  changed: boolean;
+  summary: IngestSummary;
+}
+
+/** A page of live events for a room: events after the asked `seq`, and the latest `seq`. */
+export interface LiveSyncResult {
+  events: LiveEvent[];
+  latest: number;
+  epoch: string;
+}
+
+/**
+ * A search candidate: its name and path (JSON), its best bm25 (null: found by name lookup),
+ * whether only a partial match found it, and its embedding similarity to the query when it is
+ * among the nearest.
  */
 interface CandidateInfo {
+  name: string;
+  loc: string;
   bm25: number | null;
   anyOnly: boolean;
   vector?: number;
+  phrase?: boolean;
+}
+
+/** A candidate's place in the ranking, before its row is read for the page. */
+interface RankedCandidate {
+  id: number;
+  name: string;
+  loc: string[];
+  score: number;
+  match: SearchHit["match"];
+  rest?: string[];
+  fuzzy?: boolean;
+}
+
+function rateCandidate(asked: ParsedQuery, info: CandidateInfo, features: NameFeatures, penalty: number): Omit<RankedCandidate, "id"> {
+  const loc = features.loc;
+  const s = score(asked, { name: info.name, loc, features, bm25: info.bm25, anyOnly: info.anyOnly, vector: info.vector ?? 0, phrase: info.phrase === true });
+  const out: Omit<RankedCandidate, "id"> = { name: info.name, loc: [...loc], score: s.score - penalty, match: s.match };
+  if (s.match === "ancestor") out.rest = asked.lower.split(".").slice(loc.length);
+  return out;
 }
 
 /**
@@ -82,10 +130,16 @@ function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
 
 export class NamespaceShard extends DurableObject<Env> {
   readonly #sql: SqlStorage;
-  /** Ingests are serialized: each awaits hashing and compression before its one transaction. */
-  #ingestQueue: Promise<unknown> = Promise.resolve();
+  /** Writes are serialized: each awaits hashing and compression before its one transaction. */
+  #writeQueue: Promise<unknown> = Promise.resolve();
+  /** The running drain of unpublished live events (one at a time), and whether to run it again. */
+  #draining: Promise<boolean> | null = null;
+  #drainAgain = false;
+  #liveRetries = 0;
   /** Name words for typo correction; dropped when an ingest commits, rebuilt on demand. */
   #vocabulary: NameVocabulary | null = null;
+  /** Name words of options ranked since the last ingest, by option id (ranking reads them for every match). */
+  readonly #features = new Map<number, NameFeatures>();
   /** The local embedder of options and queries (no network, no weights; see local.ts). */
   readonly #embedder = new LocalEmbedder();
   #vectorStore: SqliteVectorStore | null = null;
@@ -97,7 +151,16 @@ export class NamespaceShard extends DurableObject<Env> {
     this.#sql = ctx.storage.sql;
     void ctx.blockConcurrencyWhile(async () => {
       applyMigrations(ctx.storage, SHARD_MIGRATIONS);
+      // Versions committed but not yet published (the process died in between) get their alarm.
+      if (this.#unpublished() && (await ctx.storage.getAlarm()) === null) await ctx.storage.setAlarm(Date.now());
     });
+  }
+
+  /** Run a write after every earlier one has finished (edits read the state an ingest leaves). */
+  #serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#writeQueue.then(fn);
+    this.#writeQueue = run.catch(() => undefined);
+    return run;
   }
 
   #namespace(): string | null {
@@ -127,9 +190,7 @@ export class NamespaceShard extends DurableObject<Env> {
       if (!ns.success) throw new ApiError(400, "validation_failed", "invalid namespace name");
       const parsed = ingestRequestSchema.safeParse(request);
       if (!parsed.success) throw new ApiError(400, "validation_failed", "invalid ingest request; nothing was written", { issues: zodIssues(parsed.error) });
-      const run = this.#ingestQueue.then(() => this.#ingest(ns.data, parsed.data as IngestRequest));
-      this.#ingestQueue = run.catch(() => undefined);
-      return run;
+      return this.#serialized(() => this.#ingest(ns.data, parsed.data as IngestRequest));
     });
   }
 
@@ -204,7 +265,14 @@ export class NamespaceShard extends DurableObject<Env> {
         else store.markImportSeen(this.#sql, req.importId, [...seen], now);
       }
     });
+    // The new versions are the live outbox. The alarm is set in the same turn as the commit (no
+    // await in between), so both are written together: if this object dies before publishing
+    // below, the alarm publishes them.
+    if (summary.versionsCreated > 0) void this.ctx.storage.setAlarm(Date.now() + LIVE_RETRY_MS);
     this.#vocabulary = null;
+    this.#features.clear();
+    // Subscribers first: embedding and the registry report can wait, the live event should not.
+    if (summary.versionsCreated > 0) await this.#publishLive();
     if (summary.versionsCreated > 0) {
       const remote = remoteVectors(this.env as RemoteVectorBindings);
       if (remote) await this.syncRemoteVectors(remote);
@@ -217,6 +285,158 @@ export class NamespaceShard extends DurableObject<Env> {
     summary.options.changed += moved;
     if (summary.versionsCreated > 0 || stored === null) await this.#reportToCoordinator();
     return summary;
+  }
+
+  // ---- edits ------------------------------------------------------------------------------------
+
+  /** Replace one module (its options and fields) with `record`: an ingest of that one module. */
+  editModule(namespace: string, record: ModuleRecord): Promise<RpcResult<EditResult>> {
+    return rpc(() => {
+      const parsed = moduleRecordSchema.safeParse(record);
+      if (!parsed.success) throw new ApiError(400, "validation_failed", "invalid module record; nothing was written", { issues: zodIssues(parsed.error) });
+      return this.#serialized(async () => {
+        const ns = this.#requireNamespace(namespace);
+        return this.#editResult(ns, parsed.data.path, await this.#ingest(ns, { modules: [parsed.data as ModuleRecord], mode: "merge", final: true }));
+      });
+    });
+  }
+
+  /** Change an option's description, default or example text: a new version of its module. */
+  editOption(namespace: string, name: string, patch: OptionPatch): Promise<RpcResult<EditResult>> {
+    return rpc(() => {
+      const parsed = optionPatch.safeParse(patch);
+      if (!parsed.success) throw new ApiError(400, "validation_failed", "invalid option edit; nothing was written", { issues: zodIssues(parsed.error) });
+      return this.#serialized(async () => {
+        const ns = this.#requireNamespace(namespace);
+        const row = this.#findLiveOption(ns, name);
+        const module = store.moduleById(this.#sql, row.module_id)!;
+        const bytes = store.latestSnapshot(this.#sql, module.id)!;
+        const record = applyOptionPatch(await unpackCompressed<ModuleRecord>(bytes), row.name, parsed.data);
+        return this.#editResult(ns, module.path, await this.#ingest(ns, { modules: [record], mode: "merge", final: true }));
+      });
+    });
+  }
+
+  #editResult(namespace: string, path: string, summary: IngestSummary): EditResult {
+    const row = store.moduleByPath(this.#sql, path)!;
+    return { namespace, module: path, version: row.version, changed: summary.versionsCreated > 0, summary };
+  }
+
+  /**
+   * Delete this namespace entirely (all tables, the alarm), leaving an empty shard: used when a
+   * preview namespace expires. Answers which module rooms had subscribers.
+   */
+  destroy(namespace: string): Promise<RpcResult<{ deleted: boolean; watchedModules: string[] }>> {
+    return rpc(() =>
+      this.#serialized(async () => {
+        if (this.#namespace() !== namespace) return { deleted: false, watchedModules: [] };
+        // The module rooms with subscribers, for the caller to close along with the namespace room.
+        const watchedModules = [...store.watchedModules(this.#sql)];
+        await this.ctx.storage.deleteAll();
+        applyMigrations(this.ctx.storage, SHARD_MIGRATIONS);
+        this.#vocabulary = null;
+        this.#features.clear();
+        this.#vectorStore = null;
+        this.#vectorsSynced = false;
+        return { deleted: true, watchedModules };
+      }),
+    );
+  }
+
+  // ---- live events ------------------------------------------------------------------------------
+
+  #unpublished(): boolean {
+    return store.latestSeq(this.#sql) > Number(store.getMeta(this.#sql, "live_published") ?? 0);
+  }
+
+  #toLiveEvent(namespace: string, r: store.EventRow): LiveEvent {
+    const changes = JSON.parse(r.changes) as ChangeList;
+    return { type: liveEventType(r.version, changes), namespace, module: r.path, version: r.version, seq: r.seq, changes, at: r.created_at };
+  }
+
+  /**
+   * Publish every committed version not yet published, in `seq` order, to the namespace room
+   * and to the rooms of watched modules. The watermark advances only after every room of a page
+   * took it, so a failure re-sends the page (rooms drop what they already have, by `seq`).
+   * One drain runs at a time; a request during a drain makes it look again. True when all is out.
+   */
+  #publishLive(): Promise<boolean> {
+    if (this.#draining) {
+      this.#drainAgain = true;
+      return this.#draining;
+    }
+    const run = async (): Promise<boolean> => {
+      try {
+        do {
+          this.#drainAgain = false;
+          await this.#drainOnce();
+        } while (this.#drainAgain);
+        this.#liveRetries = 0;
+        return true;
+      } catch (err) {
+        console.error("namespace-shard: live publish failed; the alarm retries", this.#namespace(), String(err));
+        return false;
+      } finally {
+        this.#draining = null;
+      }
+    };
+    this.#draining = run();
+    return this.#draining;
+  }
+
+  async #drainOnce(): Promise<void> {
+    const namespace = this.#namespace();
+    if (namespace === null) return;
+    const epoch = store.getMeta(this.#sql, "live_epoch")!;
+    for (;;) {
+      const published = Number(store.getMeta(this.#sql, "live_published") ?? 0);
+      const rows = store.versionsAfter(this.#sql, published, LIMITS.liveEventPage, null);
+      if (!rows.length) break;
+      const events = rows.map((r) => this.#toLiveEvent(namespace, r));
+      const watched = store.watchedModules(this.#sql);
+      const byRoom = new Map<string, LiveEvent[]>([[roomName({ kind: "namespace", namespace }), events]]);
+      for (const e of events) {
+        if (!watched.has(e.module)) continue;
+        const room = roomName({ kind: "module", namespace, module: e.module });
+        byRoom.set(room, [...(byRoom.get(room) ?? []), e]);
+      }
+      await Promise.all([...byRoom].map(([room, list]) => this.env.LIVE_ROOM.get(this.env.LIVE_ROOM.idFromName(room)).publish(epoch, list)));
+      store.setMeta(this.#sql, "live_published", String(rows[rows.length - 1]!.seq));
+    }
+    // Nothing is pending (checked in this same turn): the safety alarm is not needed.
+    await this.ctx.storage.deleteAlarm();
+  }
+
+  /** The alarm publishes what a commit could not (crash, room unreachable), with backoff. */
+  override async alarm(): Promise<void> {
+    if (await this.#publishLive()) return;
+    this.#liveRetries++;
+    await this.ctx.storage.setAlarm(Date.now() + Math.min(LIVE_RETRY_MS * 2 ** this.#liveRetries, LIVE_RETRY_MAX_MS));
+  }
+
+  /**
+   * For a live room: the events after `seq` `after` (all modules, or one), and the latest `seq`.
+   * `after: null` asks only for the latest `seq` (a subscriber without `since`). A module room
+   * with `watch` registers its module, so the module's next events are published to it too.
+   */
+  liveSync(namespace: string, request: LiveSyncRequest): Promise<RpcResult<LiveSyncResult>> {
+    return rpc(() => {
+      const ns = this.#requireNamespace(namespace);
+      const req = liveSyncRequestSchema.parse(request);
+      // Registered before reading: an event committed after this read is published to the room.
+      if (req.watch && req.module !== null) store.watchModule(this.#sql, req.module, Date.now());
+      const latest = store.latestSeq(this.#sql);
+      const events = req.after === null ? [] : store.versionsAfter(this.#sql, req.after, req.limit, req.module).map((r) => this.#toLiveEvent(ns, r));
+      return { events, latest, epoch: store.getMeta(this.#sql, "live_epoch")! };
+    });
+  }
+
+  /** A module room lost its last subscriber: stop publishing the module's events to it. */
+  unwatchModule(namespace: string, path: string): Promise<RpcResult<void>> {
+    return rpc(() => {
+      this.#requireNamespace(namespace);
+      store.unwatchModule(this.#sql, path);
+    });
   }
 
   /**
@@ -411,21 +631,26 @@ export class NamespaceShard extends DurableObject<Env> {
   getOption(namespace: string, name: string): Promise<RpcResult<OptionView>> {
     return rpc(() => {
       const ns = this.#requireNamespace(namespace);
-      let row = store.optionByName(this.#sql, name);
-      if (!row) {
-        const loc = parseOptionName(name);
-        if (loc) row = store.optionByLocKey(this.#sql, locKey(loc));
-      }
-      if (!row) {
-        const ci = store.optionsByLowerName(this.#sql, name.toLowerCase(), 2);
-        if (ci.length === 1) row = ci[0]!;
-      }
-      if (!row) throw new ApiError(404, "option_not_found", `option ${name} does not exist in namespace ${ns}`);
-      if (row.deleted_at !== null) {
-        throw new ApiError(404, "option_not_found", `option ${name} was removed from namespace ${ns}`, { removedAt: row.deleted_at, module: row.module_path });
-      }
-      return store.toOptionView(ns, row);
+      return store.toOptionView(ns, this.#findLiveOption(ns, name));
     });
+  }
+
+  /** A live option by display name: exact, then parsed into its loc, then case-insensitive. */
+  #findLiveOption(ns: string, name: string): store.OptionRow {
+    let row = store.optionByName(this.#sql, name);
+    if (!row) {
+      const loc = parseOptionName(name);
+      if (loc) row = store.optionByLocKey(this.#sql, locKey(loc));
+    }
+    if (!row) {
+      const ci = store.optionsByLowerName(this.#sql, name.toLowerCase(), 2);
+      if (ci.length === 1) row = ci[0]!;
+    }
+    if (!row) throw new ApiError(404, "option_not_found", `option ${name} does not exist in namespace ${ns}`);
+    if (row.deleted_at !== null) {
+      throw new ApiError(404, "option_not_found", `option ${name} was removed from namespace ${ns}`, { removedAt: row.deleted_at, module: row.module_path });
+    }
+    return row;
   }
 
   // ---- search -----------------------------------------------------------------------------------
@@ -435,44 +660,48 @@ export class NamespaceShard extends DurableObject<Env> {
    * stored prefix (so `age.secrets.mysecret.owner` reaches `age.secrets.<name>.owner`) and that
    * prefix's own option when it is one (a freeform `nix.settings` for `nix.settings.foo-bar`).
    */
-  #dottedCandidates(segs: string[], pool: number, add: (id: number, bm25: number | null, anyOnly: boolean) => void): void {
+  #dottedCandidates(segs: string[]): store.RankRow[] {
     for (let k = segs.length - 1; k >= 1; k--) {
       const prefix = segs.slice(0, k).join(".");
-      const ancestor = store.optionsByLowerName(this.#sql, prefix, 1);
-      for (const r of ancestor) add(r.id, null, false);
-      const below = store.optionIdsWithPrefix(this.#sql, prefix + ".", pool);
-      for (const id of below) add(id, null, false);
-      if (ancestor.length || below.length) return;
+      const found = store.matchOptions(this.#sql, [{ kind: "exact", lower: prefix }, { kind: "prefix", prefix: prefix + "." }]);
+      if (found.length) return found;
     }
+    return [];
   }
 
   /**
    * Ranked hits for `q`, best first, at most `window` of them. Candidates come from an exact-name
    * lookup, a path-prefix scan, a name-only FTS match, an all-columns FTS match and, when those
-   * find too little, an any-word FTS match; `rank.ts` orders them.
+   * find too little, an any-word FTS match; `rank.ts` orders them. `vectorHits` (option name →
+   * similarity, or `"deferred"`) come from the coordinator when Workers AI and Vectorize are
+   * bound; without them the shard asks its own embedded index.
    */
-  /**
-   * `vectorHits` (option name → similarity) come from the coordinator when Workers AI and
-   * Vectorize are bound; without them the shard asks its own embedded index.
-   */
-  search(namespace: string, q: string, window: number, vectorHits?: Record<string, number>): Promise<RpcResult<ShardSearchResult>> {
+  search(namespace: string, q: string, window: number, vectorHits?: ShardVectorInput): Promise<RpcResult<ShardSearchResult>> {
     return rpc(() => {
       const ns = this.#namespace();
       if (ns === null || ns !== namespace) return { namespace, hits: [], total: 0 };
       const query = parseQuery(q);
       const want = Math.min(Math.max(1, Math.trunc(window)), LIMITS.maxSearchDepth + 1);
-      const { candidates, total, nameMatches } = this.#candidates(query);
+      const candidates = this.#candidates(query);
       // When no option holds all the words of a several-word query in its name (a description
       // of what the user wants), options near the query by embedding join the candidates and
       // their similarity becomes a ranking signal. Name queries do not pay for the vector scan.
-      if (!query.dotted && query.terms.length >= 2 && nameMatches < VECTOR_WHEN_NAME_MATCHES_BELOW && candidates.size < VECTOR_WHEN_CANDIDATES_BELOW) {
-        // Embedded from the folded words, so `extraDep` and `extradep` are the same query.
-        const near = vectorHits ? this.#idsOfNamed(vectorHits) : this.#nearest(query.terms.join(" "));
-        for (const [id, similarity] of near) {
-          if (similarity < VECTOR_MIN_SIMILARITY) continue;
-          const c = candidates.get(id);
-          if (c) c.vector = similarity;
-          else candidates.set(id, { bm25: null, anyOnly: true, vector: similarity });
+      let needsVectors = false;
+      if (
+        !query.dotted && query.terms.length >= 2 && candidates.size < VECTOR_WHEN_CANDIDATES_BELOW &&
+        !store.ftsHasMatch(this.#sql, ftsAll(query.terms, "name"))
+      ) {
+        if (vectorHits === "deferred") needsVectors = true;
+        else {
+          // Embedded from the folded words, so `extraDep` and `extradep` are the same query.
+          const near = vectorHits ? this.#idsOfNamed(vectorHits) : this.#nearest(query.terms.join(" "));
+          const close = [...near].filter(([, similarity]) => similarity >= VECTOR_MIN_SIMILARITY);
+          const found = new Map(store.rankRowsByIds(this.#sql, close.filter(([id]) => !candidates.has(id)).map(([id]) => id)).map((r) => [r.id, r]));
+          for (const [id, similarity] of close) {
+            const c = candidates.get(id);
+            if (c) c.vector = similarity;
+            else if (found.has(id)) candidates.set(id, { name: found.get(id)!.name, loc: found.get(id)!.loc, bm25: null, anyOnly: true, vector: similarity });
+          }
         }
       }
       // Words that match nothing as typed are read as their nearest name words, as a weak
@@ -480,31 +709,41 @@ export class NamespaceShard extends DurableObject<Env> {
       // A dotted query that reached its path has nothing to correct (`age.secrets.mysecret.owner`).
       const { corrections, unknown } = query.dotted && candidates.size > 0 ? { corrections: new Map<string, string>(), unknown: [] } : this.#typoCorrections(query);
       const corrected = corrections.size ? parseQuery(correctQuery(query.raw, corrections)) : null;
-      const fuzzy = corrected ? this.#candidates(corrected).candidates : new Map<number, CandidateInfo>();
-      // An option found both ways keeps whichever reading ranks it higher.
+      const fuzzy = corrected ? this.#candidates(corrected) : new Map<number, CandidateInfo>();
 
-      const rows = store.optionsByIds(this.#sql, [...new Set([...candidates.keys(), ...fuzzy.keys()])]);
-      const hits: SearchHit[] = rows.map((r) => {
-        const loc = JSON.parse(r.loc) as string[];
-        const rate = (asked: ParsedQuery, info: CandidateInfo, penalty: number): SearchHit => {
-          const c: Candidate = { name: r.name, loc, module: r.module_path, type: r.type, description: r.description, bm25: info.bm25, anyOnly: info.anyOnly, vector: info.vector ?? 0 };
-          const s = score(asked, c);
-          const hit: SearchHit = { namespace: ns, name: r.name, loc, module: r.module_path, type: r.type, snippet: "", score: s.score - penalty, match: s.match };
-          if (s.match === "ancestor") hit.rest = asked.lower.split(".").slice(loc.length);
-          return hit;
-        };
-        const asTyped = candidates.has(r.id) ? rate(query, candidates.get(r.id)!, 0) : null;
-        const asCorrected = fuzzy.has(r.id) ? { ...rate(corrected!, fuzzy.get(r.id)!, FUZZY_PENALTY), fuzzy: true as const } : null;
-        return asTyped && (!asCorrected || asTyped.score >= asCorrected.score) ? asTyped : asCorrected!;
-      });
-      hits.sort(compareHits);
-      const top = hits.slice(0, want);
-      const descriptions = new Map(rows.map((r) => [r.name, r.description]));
+      // Every match is ranked (no cut-off before ranking); only the page's rows are read whole.
+      // An option found both ways keeps whichever reading ranks it higher.
+      const ranked: RankedCandidate[] = [];
+      for (const id of new Set([...candidates.keys(), ...fuzzy.keys()])) {
+        const typed = candidates.get(id);
+        const viaFix = fuzzy.get(id);
+        const features = this.#nameFeatures(id, (typed ?? viaFix)!.loc);
+        const asTyped = typed ? rateCandidate(query, typed, features, 0) : null;
+        const asCorrected = viaFix ? rateCandidate(corrected!, viaFix, features, FUZZY_PENALTY) : null;
+        const best = asTyped && (!asCorrected || asTyped.score >= asCorrected.score) ? asTyped : { ...asCorrected!, fuzzy: true };
+        ranked.push({ id, ...best });
+      }
+      ranked.sort((a, b) => b.score - a.score || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      const page = ranked.slice(0, want);
+      const rows = new Map(store.optionsByIds(this.#sql, page.map((h) => h.id)).map((r) => [r.id, r]));
       const marked = corrected ? [...new Set([...query.terms, ...corrected.terms])] : query.terms;
-      for (const h of top) h.snippet = snippet(descriptions.get(h.name) ?? "", marked);
-      const result: ShardSearchResult = { namespace: ns, hits: top, total: Math.max(total, hits.length) };
+      const hits: SearchHit[] = [];
+      for (const h of page) {
+        const r = rows.get(h.id);
+        if (!r) continue;
+        const hit: SearchHit = { namespace: ns, name: r.name, loc: h.loc, module: r.module_path, type: r.type, snippet: snippet(r.description, marked), score: h.score, match: h.match };
+        if (h.rest) hit.rest = h.rest;
+        if (query.dotted && (h.match === "prefix" || h.match === "ancestor") && h.loc.some(isPlaceholder)) {
+          const bindings = placeholderBindings(query.raw, h.loc);
+          if (bindings.length) hit.bindings = bindings;
+        }
+        if (h.fuzzy) hit.fuzzy = true;
+        hits.push(hit);
+      }
+      const result: ShardSearchResult = { namespace: ns, hits, total: ranked.length };
       if (corrections.size) result.corrections = Object.fromEntries(corrections);
       if (unknown.length) result.unknownWords = unknown;
+      if (needsVectors) result.needsVectors = true;
       return result;
     });
   }
@@ -593,6 +832,12 @@ export class NamespaceShard extends DurableObject<Env> {
     return { corrections, unknown };
   }
 
+  #nameFeatures(id: number, locJson: string): NameFeatures {
+    let f = this.#features.get(id);
+    if (!f) this.#features.set(id, (f = nameFeatures(JSON.parse(locJson) as string[])));
+    return f;
+  }
+
   /** The name words of this namespace, built on first use after each ingest (kept in memory only). */
   #nameVocabulary(): NameVocabulary {
     this.#vocabulary ??= new NameVocabulary(store.nameWordsOfLiveOptions(this.#sql));
@@ -600,49 +845,46 @@ export class NamespaceShard extends DurableObject<Env> {
   }
 
   /**
-   * The options worth ranking for a query, with their best bm25 and whether only a partial match
-   * found them, and the number of matches. The pool and the rules do not depend on the page asked
-   * for, so every page of a query is cut from the same ranking: no repeats, no gaps, one total.
+   * Every option that matches the query, with its best bm25 and whether only a partial match
+   * found it. The rules do not depend
+   * on the page asked for, so every page of a query is cut from the same ranking: no repeats,
+   * no gaps, one total.
    */
-  #candidates(query: ParsedQuery): { candidates: Map<number, CandidateInfo>; total: number; nameMatches: number } {
-    const pool = SEARCH_POOL;
+  #candidates(query: ParsedQuery): Map<number, CandidateInfo> {
+    const byName: store.MatchSource = /\s/.test(query.lower) ? { kind: "exact", lower: query.lower } : { kind: "prefix", prefix: query.lower };
+    let rows: store.RankRow[] = [];
+    if (query.dotted) {
+      // A dotted query that reaches its path is answered from the path index; full-text
+      // matches of its words would only rank below the path matches.
+      rows = store.matchOptions(this.#sql, [byName]);
+      if (!rows.length) rows = this.#dottedCandidates(query.lower.split("."));
+    }
+    if (!rows.length && query.terms.length) {
+      // Every word anywhere, or an acronym of some words in the name and the others
+      // (`automatic garbage collection` → `nix.gc.automatic`).
+      const every = [ftsAll(query.terms), ...query.acronyms.map((a) => ftsAcronym(query.terms, a))];
+      const sources: store.MatchSource[] = [byName, { kind: "fts", match: every.map((m) => `(${m})`).join(" OR "), partial: false }];
+      // Names holding all words but one (`programs.git.signing.format` for `programs git signing
+      // key`): an OR of one AND per left-out word, not an OR over common words.
+      if (query.terms.length >= 3 && query.terms.length <= 6) {
+        const allButOne = query.terms.map((_, i) => `(${ftsAll(query.terms.filter((_, j) => j !== i), "name")})`);
+        sources.push({ kind: "fts", match: allButOne.join(" OR "), partial: true });
+      }
+      rows = store.matchOptions(this.#sql, sources);
+      // Any-word matching is the last resort of a free-text query that nothing else matched (it
+      // reads every row holding any of the words); a dotted path is not free text.
+      if (!rows.length && query.terms.length > 1 && !query.dotted) rows = store.matchOptions(this.#sql, [{ kind: "fts", match: ftsAny(query.terms), partial: true }]);
+    } else if (!rows.length) {
+      rows = store.matchOptions(this.#sql, [byName]);
+    }
     const candidates = new Map<number, CandidateInfo>();
-    const add = (id: number, bm25: number | null, anyOnly: boolean) => {
-      const c = candidates.get(id);
-      if (!c) candidates.set(id, { bm25, anyOnly });
-      else candidates.set(id, { bm25: c.bm25 === null ? bm25 : bm25 === null ? c.bm25 : Math.min(c.bm25, bm25), anyOnly: c.anyOnly && anyOnly });
-    };
-
-    for (const r of store.optionsByLowerName(this.#sql, query.lower, 5)) add(r.id, null, false);
-    if (!/\s/.test(query.lower)) for (const id of store.optionIdsWithPrefix(this.#sql, query.lower, pool)) add(id, null, false);
-    if (query.dotted) this.#dottedCandidates(query.lower.split("."), pool, add);
-    // A dotted query that reached its path is answered from the path index; full-text matches
-    // of its words would only rank below the path matches.
-    if (!query.terms.length || (query.dotted && candidates.size > 0)) return { candidates, total: candidates.size, nameMatches: candidates.size };
-
-    const inName = store.ftsMatch(this.#sql, ftsAll(query.terms, "name"), pool);
-    for (const r of inName) add(r.id, r.bm25, false);
-    const all = ftsAll(query.terms);
-    // Description-only matches rank below name matches; when the names alone fill the pool,
-    // ranking every description match (bm25 over thousands of rows) cannot change the pages.
-    if (inName.length < pool) for (const r of store.ftsMatch(this.#sql, all, pool)) add(r.id, r.bm25, false);
-    let total = store.ftsCount(this.#sql, all);
-    // Names holding all words but one (`programs.git.signing.format` for `programs git signing
-    // key`): one selective AND query per left-out word, instead of an OR over common words.
-    if (query.terms.length >= 3 && query.terms.length <= 6) {
-      for (let i = 0; i < query.terms.length; i++) {
-        const rest = query.terms.filter((_, j) => j !== i);
-        for (const r of store.ftsMatch(this.#sql, ftsAll(rest, "name"), pool / 2)) add(r.id, r.bm25, true);
+    for (const r of rows) candidates.set(r.id, { name: r.name, loc: r.loc, bm25: r.bm25, anyOnly: r.partial === 1 });
+    if (query.words.length >= 2 && !query.dotted && candidates.size) {
+      for (const id of store.ftsIds(this.#sql, ftsPhrase(query.words))) {
+        const c = candidates.get(id);
+        if (c) c.phrase = true;
       }
     }
-    // Any-word matching is the last resort of a free-text query that nothing else matched (it
-    // scans every row holding any of the words); a dotted path is not free text.
-    if (candidates.size === 0 && query.terms.length > 1 && !query.dotted) {
-      const any = ftsAny(query.terms);
-      for (const r of store.ftsMatch(this.#sql, any, pool)) add(r.id, r.bm25, true);
-      total = store.ftsCount(this.#sql, any);
-    }
-    return { candidates, total: Math.max(total, candidates.size), nameMatches: inName.length };
+    return candidates;
   }
-
 }

@@ -111,4 +111,28 @@ export const SHARD_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: "live event sequence and watched modules",
+    sql: `
+      -- seq numbers every module version of the namespace in commit order (1, 2, 3, …): the
+      -- cursor of live-room replays (since=<seq>). Versions written before this migration are
+      -- numbered by commit time. A version whose seq is above meta 'live_published' has not
+      -- reached the live rooms yet: module_versions is the outbox, written in the ingest's
+      -- transaction, and the shard drains it (alarm-retried) to the rooms.
+      ALTER TABLE module_versions ADD COLUMN seq INTEGER;
+      UPDATE module_versions SET seq = numbered.n
+        FROM (SELECT module_id, version, row_number() OVER (ORDER BY created_at, module_id, version) AS n FROM module_versions) AS numbered
+        WHERE numbered.module_id = module_versions.module_id AND numbered.version = module_versions.version;
+      CREATE UNIQUE INDEX module_versions_seq ON module_versions(seq);
+      INSERT INTO meta (key, value) SELECT 'live_published', coalesce(max(seq), 0) FROM module_versions;
+      -- Rooms drop events they already had by seq; the epoch tells them that a namespace deleted
+      -- and created again (a preview) numbers its versions from 1 again.
+      INSERT INTO meta (key, value) VALUES ('live_epoch', lower(hex(randomblob(16))));
+
+      -- Module rooms with subscribers (registered by the room on connect): only these get the
+      -- module's events besides the namespace room.
+      CREATE TABLE live_watched_modules (path TEXT PRIMARY KEY, since INTEGER NOT NULL) WITHOUT ROWID;
+    `,
+  },
 ];

@@ -140,9 +140,11 @@ export function listModules(sql: Sql, after: string | null, limit: number, inclu
 
 // ---- versions ---------------------------------------------------------------------------------
 
+/** Insert a version; it takes the next namespace-wide sequence number (see schema version 5). */
 export function insertVersion(sql: Sql, moduleId: number, version: number, hash: string | null, snapshot: Uint8Array | null, changes: ChangeList, now: number): void {
   sql.exec(
-    "INSERT INTO module_versions (module_id, version, content_hash, snapshot, changes, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    `INSERT INTO module_versions (module_id, version, content_hash, snapshot, changes, created_at, seq)
+     VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM module_versions))`,
     moduleId, version, hash, snapshot, JSON.stringify(changes), now,
   );
 }
@@ -168,6 +170,37 @@ export function listVersions(sql: Sql, moduleId: number): VersionView[] {
     )
     .toArray()
     .map((r) => ({ version: r.version, contentHash: r.content_hash, createdAt: r.created_at, changes: JSON.parse(r.changes) as ChangeList }));
+}
+
+// ---- live events (module_versions as the outbox) ----------------------------------------------
+
+export type EventRow = { seq: number; path: string; version: number; changes: string; created_at: number };
+
+/** Versions with a sequence number above `after`, in order; only those of `modulePath` when given. */
+export function versionsAfter(sql: Sql, after: number, limit: number, modulePath: string | null): EventRow[] {
+  return sql
+    .exec<EventRow>(
+      `SELECT v.seq, m.path, v.version, v.changes, v.created_at FROM module_versions v JOIN modules m ON m.id = v.module_id
+       WHERE v.seq > ? ${modulePath === null ? "" : "AND m.path = ?"} ORDER BY v.seq LIMIT ?`,
+      ...(modulePath === null ? [after, limit] : [after, modulePath, limit]),
+    )
+    .toArray();
+}
+
+export function latestSeq(sql: Sql): number {
+  return sql.exec<{ n: number }>("SELECT coalesce(max(seq), 0) AS n FROM module_versions").one().n;
+}
+
+export function watchModule(sql: Sql, path: string, now: number): void {
+  sql.exec("INSERT INTO live_watched_modules (path, since) VALUES (?, ?) ON CONFLICT(path) DO NOTHING", path, now);
+}
+
+export function unwatchModule(sql: Sql, path: string): void {
+  sql.exec("DELETE FROM live_watched_modules WHERE path = ?", path);
+}
+
+export function watchedModules(sql: Sql): Set<string> {
+  return new Set(sql.exec<{ path: string }>("SELECT path FROM live_watched_modules").toArray().map((r) => r.path));
 }
 
 // ---- options ----------------------------------------------------------------------------------
@@ -267,17 +300,81 @@ export function optionsByIds(sql: Sql, ids: readonly number[]): OptionRow[] {
 }
 
 /**
- * Live options whose lower-cased name starts with `prefix`, shortest first. A range scan on the
- * `name_lc` index (LIKE patterns are capped at 50 bytes in Durable Objects).
+ * What ranking needs of a search candidate: its id, name and path, and its bm25 when a full-text
+ * match found it. The rest of a row is read only for the hits that make the page.
  */
-export function optionIdsWithPrefix(sql: Sql, prefix: string, limit: number): number[] {
+export type RankRow = {
+  id: number;
+  name: string;
+  loc: string;
+  bm25: number | null;
+  /** 1 when only a partial match (some of the words) found the option. */
+  partial: number;
+};
+
+/** One source of search candidates; `partial` marks matches of only some of the words. */
+export type MatchSource =
+  | { kind: "exact"; lower: string }
+  | { kind: "prefix"; prefix: string }
+  | { kind: "fts"; match: string; partial: boolean };
+
+/**
+ * Every live option that any of the sources matches, once, with its best bm25 (null when only a
+ * name lookup found it) and whether only partial sources found it. One compound query, so
+ * SQLite merges the sources and each match crosses into JavaScript once. Prefix scans are range
+ * scans on the `name_lc` index (LIKE patterns are capped at 50 bytes in Durable Objects).
+ * `LIMIT -1` (no limit) keeps SQLite from flattening a lone FTS source into the aggregate, where
+ * FTS5 refuses `bm25()`; Durable Objects allow only a few compound terms, so callers combine
+ * related FTS expressions with OR instead of adding sources.
+ */
+export function matchOptions(sql: Sql, sources: readonly MatchSource[]): RankRow[] {
+  if (!sources.length) return [];
+  const parts: string[] = [];
+  const params: string[] = [];
+  for (const src of sources) {
+    if (src.kind === "exact") {
+      parts.push("SELECT id, NULL AS bm25, 0 AS partial FROM options WHERE name_lc = ?");
+      params.push(src.lower);
+    } else if (src.kind === "prefix") {
+      parts.push("SELECT id, NULL AS bm25, 0 AS partial FROM options WHERE name_lc >= ? AND name_lc < ?");
+      params.push(src.prefix, src.prefix + "\u{10FFFF}");
+    } else {
+      parts.push(`SELECT rowid AS id, bm25(options_fts, 10.0, 1.0, 0.5, 2.0) AS bm25, ${src.partial ? 1 : 0} AS partial FROM options_fts WHERE options_fts MATCH ?`);
+      params.push(src.match);
+    }
+  }
   return sql
-    .exec<{ id: number }>(
-      "SELECT id FROM options WHERE name_lc >= ? AND name_lc < ? AND deleted_at IS NULL ORDER BY length(name_lc), name_lc LIMIT ?",
-      prefix, prefix + "\u{10FFFF}", limit,
+    .exec<RankRow>(
+      `SELECT o.id, o.name, o.loc, min(s.bm25) AS bm25, min(s.partial) AS partial
+       FROM (${parts.join(" UNION ALL ")} LIMIT -1) s JOIN options o ON o.id = s.id
+       WHERE o.deleted_at IS NULL GROUP BY o.id`,
+      ...params,
     )
-    .toArray()
-    .map((r) => r.id);
+    .toArray();
+}
+
+/** Ids of the options that the FTS5 expression matches (removed options included: callers intersect). */
+export function ftsIds(sql: Sql, match: string): Set<number> {
+  return new Set(sql.exec<{ id: number }>("SELECT rowid AS id FROM options_fts WHERE options_fts MATCH ?", match).toArray().map((r) => r.id));
+}
+
+/** Does any option hold the FTS5 expression? */
+export function ftsHasMatch(sql: Sql, match: string): boolean {
+  return sql.exec("SELECT 1 FROM options_fts WHERE options_fts MATCH ? LIMIT 1", match).toArray().length > 0;
+}
+
+export function rankRow(r: Pick<OptionRow, "id" | "name" | "loc">): RankRow {
+  return { id: r.id, name: r.name, loc: r.loc, bm25: null, partial: 0 };
+}
+
+/** Rank rows of live options by id (ids of removed options are left out). */
+export function rankRowsByIds(sql: Sql, ids: readonly number[]): RankRow[] {
+  const out: RankRow[] = [];
+  for (let i = 0; i < ids.length; i += 90) {
+    const chunk = ids.slice(i, i + 90);
+    out.push(...sql.exec<RankRow>(`SELECT id, name, loc, NULL AS bm25, 1 AS partial FROM options WHERE id IN (${chunk.map(() => "?").join(",")}) AND deleted_at IS NULL`, ...chunk));
+  }
+  return out;
 }
 
 /** Every indexed name word of the live options, once per option that carries it. */
@@ -285,15 +382,6 @@ export function nameWordsOfLiveOptions(sql: Sql): string[] {
   const words: string[] = [];
   for (const row of sql.exec<{ name: string }>("SELECT name FROM options_fts")) words.push(...row.name.split(" ").filter(Boolean));
   return words;
-}
-
-export function ftsMatch(sql: Sql, match: string, limit: number): { id: number; bm25: number }[] {
-  return sql
-    .exec<{ id: number; bm25: number }>(
-      "SELECT rowid AS id, bm25(options_fts, 10.0, 1.0, 0.5, 2.0) AS bm25 FROM options_fts WHERE options_fts MATCH ? ORDER BY bm25 LIMIT ?",
-      match, limit,
-    )
-    .toArray();
 }
 
 export function ftsCount(sql: Sql, match: string): number {

@@ -6,6 +6,7 @@
  * failing vector side leaves the answer lexical and flagged partial.
  * @module
  */
+import { withDeadline } from "../deadline.ts";
 import type { VectorMatch } from "./index.ts";
 import { VectorizeStore, type VectorizeBinding } from "./vectorize.ts";
 import { WorkersAiEmbedder, type AiRunner } from "./workersAi.ts";
@@ -50,23 +51,17 @@ export function groupMatches(matches: readonly VectorMatch[]): Map<string, Recor
  * query is filtered to it; otherwise one query serves all namespaces.
  */
 export async function remoteNearest(remote: RemoteVectors, text: string, namespaces: readonly string[], topK: number, budgetMs: number): Promise<RemoteNearest> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), budgetMs);
-  });
   const work = (async () => {
     const [vector] = await remote.embedder.embed([text]);
     const filter = namespaces.length === 1 ? { namespace: namespaces[0]! } : {};
     return remote.index.query(vector!, { topK, ...filter });
   })();
   try {
-    const result = await Promise.race([work, timeout]);
+    const result = await withDeadline(work, budgetMs);
     if (result === "timeout") return { status: "timeout", byNamespace: new Map() };
     return { status: "ok", byNamespace: groupMatches(result) };
   } catch (err) {
     console.error("vectors: remote nearest failed", String(err));
     return { status: "error", byNamespace: new Map() };
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
   }
 }

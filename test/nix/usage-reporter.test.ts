@@ -1,28 +1,37 @@
 /**
- * nix/usage-reporter.nix (the NixOS reporter module) and nix/usage-modules.nix (what it reports),
- * checked with the Nix CLI: both parse, and the module list computed from an evaluated option
- * tree is the one the telemetry API expects. Skipped when Nix is not installed.
+ * nix/usage-modules.nix, the function the NixOS reporter (nix/usage-reporter.nix) uses to turn a
+ * host's evaluated options into the module references it reports. It uses builtins only, so it is
+ * evaluated here with plain `nix-instantiate` on hand-made option trees (no Nixpkgs needed).
+ * Both files are parse-checked with every other .nix file by extract.test.ts.
  */
+import { execFileSync } from "node:child_process";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { moduleRef } from "../../src/shared/telemetry.ts";
-import { nixEvalJson, nixParse, nixVersion, repoFile } from "./nix.ts";
+import { nixOrUndefined, ROOT } from "./helpers.ts";
 
-const nix = nixVersion();
+const nix = nixOrUndefined();
+const usageModules = path.join(ROOT, "nix/usage-modules.nix");
 
-describe.skipIf(!nix)(`the usage reporter (${nix ?? "nix-instantiate not installed"})`, () => {
-  it("parses", () => {
-    expect(() => nixParse(repoFile("nix/usage-reporter.nix"))).not.toThrow();
-    expect(() => nixParse(repoFile("nix/usage-modules.nix"))).not.toThrow();
+/** Evaluates a Nix expression strictly (nothing written, no NIX_PATH) to its JSON value. */
+function evalJson(expr: string): unknown {
+  const out = execFileSync(nix!, ["--eval", "--strict", "--json", "--readonly-mode", "-E", expr], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NIX_PATH: "" },
   });
+  return JSON.parse(out);
+}
 
-  it("reports the modules declaring enable options that are true, under the known source roots", () => {
+describe.skipIf(!nix)("the usage reporter's module list", () => {
+  it("holds the modules declaring enable options that are true, under the known source roots", () => {
     const src = "/nix/store/0000000000000000000000000000000a-source";
     const sops = "/nix/store/0000000000000000000000000000000b-source";
     const expr = `
       let
         opt = value: declarations: { _type = "option"; isDefined = true; inherit value declarations; };
         undefined = { _type = "option"; isDefined = false; value = throw "no value"; declarations = [ "${src}/nixos/modules/undefined.nix" ]; };
-      in import ${repoFile("nix/usage-modules.nix")} {
+      in import ${usageModules} {
         options = {
           services.openssh.enable = opt true [ "${src}/nixos/modules/services/networking/ssh/sshd.nix" ];
           services.openssh.ports = opt [ 22 ] [ "${src}/nixos/modules/services/networking/ssh/sshd.nix" ];
@@ -38,7 +47,7 @@ describe.skipIf(!nix)(`the usage reporter (${nix ?? "nix-instantiate not install
         sources = { nixos = "${src}"; sops-nix = "${sops}"; };
         extraModules = [ "home-manager:modules/programs/git.nix" "sops-nix:modules/sops" ];
       }`;
-    const modules = nixEvalJson(expr) as string[];
+    const modules = evalJson(expr) as string[];
     expect(modules).toEqual([
       "home-manager:modules/programs/git.nix",
       "nixos:nixos/modules/deep-extra.nix",
@@ -46,15 +55,15 @@ describe.skipIf(!nix)(`the usage reporter (${nix ?? "nix-instantiate not install
       "nixos:nixos/modules/services/networking/ssh/sshd.nix",
       "sops-nix:modules/sops",
     ]);
-    // Every reference is one the API accepts.
+    // Every reference is one the telemetry API accepts.
     for (const m of modules) expect(moduleRef.safeParse(m).success, m).toBe(true);
   });
 
-  it("caps the list at the server's limit per report", () => {
-    const expr = `import ${repoFile("nix/usage-modules.nix")} {
+  it("is capped at the server's limit per report", () => {
+    const expr = `import ${usageModules} {
       options = {}; sources = {}; maxModules = 3;
       extraModules = builtins.genList (i: "nixos:m" + toString i + ".nix") 10;
     }`;
-    expect(nixEvalJson(expr)).toHaveLength(3);
+    expect(evalJson(expr)).toHaveLength(3);
   });
 });

@@ -1,0 +1,103 @@
+/**
+ * Verifying signed tokens with jose: HS256 bearer tokens signed with the `JWT_SECRET`, and
+ * Cloudflare Access tokens (RS256, keys from the team's JWKS). The algorithm is always given
+ * explicitly (jose would otherwise accept any algorithm the key fits; `none` never passes), and
+ * issuer and audience are checked whenever they are configured.
+ * @module
+ */
+import { errors, jwtVerify, type JWTVerifyGetKey } from "jose";
+import { ApiError } from "./errors.ts";
+import { accessClaims, accessPrincipalId, jwtClaims, role as roleSchema, type Principal, type Role } from "./auth.ts";
+
+/** Seconds of clock skew tolerated on `exp` and `nbf`. */
+export const CLOCK_TOLERANCE_S = 30;
+
+/** Why a token was refused; the edge answers 401 with it. */
+export class TokenRejected extends Error {
+  override name = "TokenRejected";
+}
+
+function reason(err: unknown): string {
+  if (err instanceof TokenRejected) return err.message;
+  if (err instanceof errors.JWTExpired) return "the token has expired";
+  if (err instanceof errors.JWTClaimValidationFailed) return `the token's ${err.claim} claim is not accepted`;
+  if (err instanceof errors.JOSEAlgNotAllowed) return "the token's algorithm is not accepted";
+  if (err instanceof errors.JWSSignatureVerificationFailed) return "the token's signature does not verify";
+  if (err instanceof errors.JWKSNoMatchingKey) return "the token is not signed by a known key";
+  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return "the token is malformed";
+  return "the token could not be verified";
+}
+
+async function verified<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    // The Access key set could not be fetched: not the caller's fault, and not a 500 either.
+    if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) throw new ApiError(503, "unavailable", "the Access signing keys could not be fetched; try again");
+    if (err instanceof errors.JOSEError || err instanceof TokenRejected) throw new TokenRejected(reason(err));
+    throw err;
+  }
+}
+
+export interface JwtConfig {
+  secret: string;
+  issuer?: string;
+  audience?: string;
+}
+
+/** An HS256 bearer token → principal, or `TokenRejected`. */
+export function verifyBearerJwt(token: string, config: JwtConfig): Promise<Principal> {
+  return verified(async () => {
+    const { payload } = await jwtVerify(token, new TextEncoder().encode(config.secret), {
+      algorithms: ["HS256"],
+      requiredClaims: ["exp", "sub"],
+      clockTolerance: CLOCK_TOLERANCE_S,
+      ...(config.issuer ? { issuer: config.issuer } : {}),
+      ...(config.audience ? { audience: config.audience } : {}),
+    });
+    const claims = jwtClaims.safeParse(payload);
+    if (!claims.success) throw new TokenRejected(`the token's claims are not valid: ${claims.error.issues.map((i) => `${i.path.join(".") || "claims"}: ${i.message}`).join("; ")}`);
+    const principal: Principal = { kind: "jwt", id: claims.data.sub, role: claims.data.role };
+    if (claims.data.ns) principal.namespaces = claims.data.ns;
+    return principal;
+  });
+}
+
+export interface AccessConfig {
+  /** `https://<team>.cloudflareaccess.com` */
+  issuer: string;
+  /** The Access application's audience tag. */
+  audience: string;
+  keys: JWTVerifyGetKey;
+  /** Role every Access-authenticated user gets (the Access policy decides who gets in at all). */
+  role: Role;
+}
+
+/** The issuer of a team's Access tokens from `ACCESS_TEAM_DOMAIN` (`team`, `team.cloudflareaccess.com` or a URL). */
+export function accessIssuer(teamDomain: string): string {
+  let host = teamDomain.trim().replace(/^https?:\/\//, "").replace(/\/+$/, "");
+  if (!host.includes(".")) host = `${host}.cloudflareaccess.com`;
+  return `https://${host}`;
+}
+
+export function accessRole(value: string | undefined): Role {
+  const parsed = roleSchema.safeParse(value ?? "");
+  return parsed.success ? parsed.data : "write";
+}
+
+/** A `Cf-Access-Jwt-Assertion` token → principal, or `TokenRejected`. */
+export function verifyAccessJwt(token: string, config: AccessConfig): Promise<Principal> {
+  return verified(async () => {
+    const { payload } = await jwtVerify(token, config.keys, {
+      algorithms: ["RS256"],
+      issuer: config.issuer,
+      audience: config.audience,
+      requiredClaims: ["exp"],
+      clockTolerance: CLOCK_TOLERANCE_S,
+    });
+    const claims = accessClaims.safeParse(payload);
+    const id = claims.success ? accessPrincipalId(claims.data) : null;
+    if (!id) throw new TokenRejected("the Access token names no user (email, common_name or sub)");
+    return { kind: "access", id, role: config.role };
+  });
+}
