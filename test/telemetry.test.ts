@@ -5,7 +5,7 @@
  * Time is moved by rewinding a host's stored clocks (`last_accepted_at`, `last_seen`) with
  * `runInDurableObject`, which is what a minute or a month passing looks like to the object.
  */
-import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/edge/app.ts";
 import { boostByUsage, usageBonus } from "../src/shared/usageBoost.ts";
@@ -202,6 +202,27 @@ describe("counts", () => {
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect((await stub.state())!.pendingDeltas).toBe(0);
     expect(await usage(PROMETHEUS)).toEqual(after);
+  });
+
+  it("survive eviction of the host's and the aggregate's objects (state and the age-out alarm are in storage)", async () => {
+    const host = await hostOf("oscar.example.org");
+    const t = Math.floor(Date.now() / 1000);
+    await reportLater({ host, environment: "production", system: "x86_64-linux", reportedAt: t, modules: [PROMETHEUS] });
+    const after = await usage(PROMETHEUS);
+    const stub = await hostStub(host);
+    const before = await stub.state();
+    await evictDurableObject(stub);
+    await evictDurableObject(env.USAGE_AGGREGATE.get(env.USAGE_AGGREGATE.idFromName("srvos")));
+    expect(await (await hostStub(host)).state()).toEqual(before);
+    expect(await usage(PROMETHEUS)).toEqual(after);
+    // The next report diffs against the stored state; the alarm set before eviction still ages the host out.
+    await reportLater({ host, environment: "production", system: "x86_64-linux", reportedAt: t + 60, modules: [] });
+    expect((await usage(PROMETHEUS)).hosts).toBe(after.hosts - 1);
+    await reportLater({ host, environment: "production", system: "x86_64-linux", reportedAt: t + 120, modules: [PROMETHEUS] });
+    await evictDurableObject(await hostStub(host));
+    await timePasses(host, 31 * DAY_MS);
+    expect(await runDurableObjectAlarm(await hostStub(host))).toBe(true);
+    expect(await usage(PROMETHEUS)).toEqual({ ...after, hosts: after.hosts - 1, byEnvironment: { ...after.byEnvironment, production: after.byEnvironment.production! - 1 } });
   });
 
   it("apply a repeated delta delivery once (a retry after a crash does not double count)", async () => {
