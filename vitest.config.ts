@@ -16,6 +16,7 @@ export default defineConfig({
         bindings: {
           ADMIN_TOKEN: "test-admin-token",
           SEARCH_SHARD_TIMEOUT_MS: "1500",
+          TELEMETRY_HASH_KEY: "test-telemetry-hash-key",
           // Authentication by tokens (test/auth.test.ts signs its own with these).
           JWT_SECRET: "test-jwt-secret-0123456789abcdef0123456789abcdef",
           JWT_ISSUER: "https://issuer.nixdocs.test",

@@ -91,7 +91,8 @@ export async function startDevServer(opts: StartOptions = {}): Promise<DevServer
   // warn) and in --var (which wins over any .dev.vars in the working directory).
   const secretsDir = mkdtempSync(path.join(tmpdir(), "nixdocs-bench-secrets-"));
   const envFile = path.join(secretsDir, "bench.env");
-  writeFileSync(envFile, `ADMIN_TOKEN=${token}\n`, { mode: 0o600 });
+  const telemetryKey = randomBytes(24).toString("hex");
+  writeFileSync(envFile, `ADMIN_TOKEN=${token}\nTELEMETRY_HASH_KEY=${telemetryKey}\n`, { mode: 0o600 });
   const snapshot = process.env.BENCH_SOURCE === "live" ? null : snapshotSource();
   const source = snapshot?.description ?? describeSource("live working tree");
   const log = createWriteStream(logFile);
@@ -116,7 +117,7 @@ export async function startDevServer(opts: StartOptions = {}): Promise<DevServer
       cwd: snapshot?.dir ?? repoRoot,
       persistDir,
       envFile,
-      vars: { ...opts.vars, ADMIN_TOKEN: token },
+      vars: { ...opts.vars, ADMIN_TOKEN: token, TELEMETRY_HASH_KEY: telemetryKey },
       logLevel: "warn",
       log,
       capture: false,

@@ -1,7 +1,8 @@
 /**
  * `npm start`: a local nixdocs on `wrangler dev`, optionally seeded with data.
  *
- * - Creates `.dev.vars` with a random `ADMIN_TOKEN` when there is none (the token stays in that file).
+ * - Creates `.dev.vars` with a random `ADMIN_TOKEN` when there is none (the token stays in that file),
+ *   and adds a random `TELEMETRY_HASH_KEY` (the key of the telemetry host hash) when it has none.
  * - Runs `wrangler dev --ip 127.0.0.1 --port $PORT --persist-to $NIXDOCS_PERSIST_DIR`
  *   (defaults 8787 and `.wrangler/state`), streaming its output, and waits for `/api/v1/health`.
  * - With `SEED_DIR`: ingests every `*-options.json.gz` there whose namespace the store does not
@@ -31,16 +32,25 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-/** Make sure `.dev.vars` holds an ADMIN_TOKEN; returns the token wrangler will use. */
+/** Make sure `.dev.vars` holds an ADMIN_TOKEN and a TELEMETRY_HASH_KEY; returns the token wrangler will use. */
 function ensureDevVars(): string {
   const file = path.join(ROOT, ".dev.vars");
   if (!existsSync(file)) {
     const token = randomBytes(32).toString("base64url");
-    writeFileSync(file, `# Created by npm start. Bearer token for writes (npm run ingest reads it from here).\nADMIN_TOKEN=${token}\n`, { mode: 0o600, flag: "wx" });
+    writeFileSync(
+      file,
+      `# Created by npm start. Bearer token for writes (npm run ingest reads it from here).\nADMIN_TOKEN=${token}\n` +
+        `# Key of the HMAC that hashes telemetry hosts again before storing; changing it makes every host a new one.\nTELEMETRY_HASH_KEY=${randomBytes(32).toString("base64url")}\n`,
+      { mode: 0o600, flag: "wx" },
+    );
     say(`created ${file} with a random ADMIN_TOKEN (read it from there)`);
     return token;
   }
   const vars = parseDevVars(readFileSync(file, "utf8"));
+  if (!vars.TELEMETRY_HASH_KEY) {
+    appendFileSync(file, `\n# Added by npm start: key of the telemetry host hash.\nTELEMETRY_HASH_KEY=${randomBytes(32).toString("base64url")}\n`);
+    say(`added a random TELEMETRY_HASH_KEY to ${file} (it had none)`);
+  }
   if (vars.ADMIN_TOKEN) return vars.ADMIN_TOKEN;
   const token = randomBytes(32).toString("base64url");
   appendFileSync(file, `\n# Added by npm start.\nADMIN_TOKEN=${token}\n`);

@@ -14,6 +14,7 @@ import { namespaces } from "./routes/namespaces.ts";
 import { search } from "./routes/search.ts";
 import { stats } from "./routes/stats.ts";
 import { noQuery } from "./validate.ts";
+import { telemetry } from "./routes/telemetry.ts";
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -56,6 +57,7 @@ export function createApp(): Hono<AppEnv> {
   app.route("/api/v1/namespaces", namespaces);
   app.route("/api/v1/search", search);
   app.route("/api/v1/stats", stats);
+  app.route("/api/v1/telemetry", telemetry);
   // Past the routes: PUT and PATCH exist only for docs edits (a module, an option), DELETE only
   // for revoking an API key; elsewhere these methods are refused as such, not as 404s.
   app.on(["PUT", "PATCH", "DELETE"], "/api/v1/*", (c) => {

@@ -14,6 +14,8 @@ export { RateLimiter } from "../objects/RateLimiter.ts";
 export { SearchCoordinator } from "../objects/SearchCoordinator.ts";
 export { KeyStore } from "../objects/KeyStore.ts";
 export { AuditLog } from "../objects/AuditLog.ts";
+export { HostUsage } from "../objects/HostUsage.ts";
+export { UsageAggregate } from "../objects/UsageAggregate.ts";
 
 // A bad var fails the Worker's startup (wrangler dev, wrangler deploy) with a message naming it,
 // instead of answering every request with 503 (which src/edge/config.ts still does, should one slip by).

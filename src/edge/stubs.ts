@@ -6,6 +6,15 @@ export function shard(env: Env, namespace: string): DurableObjectStub<import("..
   return env.NAMESPACE_SHARD.get(env.NAMESPACE_SHARD.idFromName(namespace));
 }
 
+/** The usage object of one reporting host, named by its keyed hash (never by the raw host value). */
+export function hostUsage(env: Env, keyedHostHash: string): DurableObjectStub<import("../objects/HostUsage.ts").HostUsage> {
+  return env.HOST_USAGE.get(env.HOST_USAGE.idFromName(keyedHostHash));
+}
+
+export function usageAggregate(env: Env, namespace: string): DurableObjectStub<import("../objects/UsageAggregate.ts").UsageAggregate> {
+  return env.USAGE_AGGREGATE.get(env.USAGE_AGGREGATE.idFromName(namespace));
+}
+
 export function coordinator(env: Env): DurableObjectStub<import("../objects/SearchCoordinator.ts").SearchCoordinator> {
   return env.SEARCH_COORDINATOR.get(env.SEARCH_COORDINATOR.idFromName(COORDINATOR_NAME));
 }

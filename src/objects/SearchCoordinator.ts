@@ -17,6 +17,7 @@ import type { SearchHit, ShardCounts, ShardSearchResult, ShardVectorInput } from
 import { withDeadline } from "../shared/deadline.ts";
 import { fuseRanked } from "../shared/fusion.ts";
 import { QueryRewriter, wantsRewrite, type TextGenerationRunner } from "../shared/rewrite.ts";
+import { boostByUsage } from "../shared/usageBoost.ts";
 import { remoteNearest, remoteVectors, type RemoteVectorBindings } from "../shared/vectors/remote.ts";
 import { applyMigrations, type Migration } from "./migrations.ts";
 
@@ -102,6 +103,8 @@ export interface SearchRequest {
   namespaces?: string[];
   limit: number;
   cursor?: string;
+  /** `usage`: re-rank with the usage bonus (hosts using each hit's module). */
+  boost?: "usage";
 }
 
 export interface SearchResponse {
@@ -127,6 +130,8 @@ export interface SearchResponse {
    * answer is the original query's).
    */
   rewrite: { status: "off" | "skipped" | "ok" | "none" | "timeout" | "error"; queries: string[] };
+  /** With `boost=usage`: whether the usage counts arrived (`error`/`timeout`: unboosted, partial). */
+  usage?: "ok" | "error" | "timeout";
 }
 
 /** How soon a failed preview deletion is tried again. */
@@ -242,7 +247,8 @@ export class SearchCoordinator extends DurableObject<Env> {
     const unknown = chosen.filter((n) => !known.includes(n));
     if (unknown.length) throw new ApiError(404, "namespace_not_found", `unknown namespace: ${unknown.join(", ")}`, { unknown });
 
-    const scope = req.namespaces?.length ? [...new Set(req.namespaces)].sort().join(",") : "";
+    // A cursor belongs to its query, namespace filter and boost: pages are cut from one ranking.
+    const scope = (req.namespaces?.length ? [...new Set(req.namespaces)].sort().join(",") : "") + (req.boost ? `;boost=${req.boost}` : "");
     let offset = 0;
     if (req.cursor) {
       const c = decodeCursor(req.cursor);
@@ -282,6 +288,10 @@ export class SearchCoordinator extends DurableObject<Env> {
     const results = await ask(query.raw);
     const ok = results.filter((r): r is ShardStatus & { result: ShardSearchResult } => r.status === "ok" && !!r.result);
     let merged = mergeRanked(ok.map((r) => r.result.hits));
+    // The usage bonus works on tier scores (usageBoost.ts), so it re-ranks the query's own list,
+    // before any rewrites are fused in (fused scores are rank-based).
+    let usage: SearchResponse["usage"];
+    if (req.boost === "usage") ({ hits: merged, status: usage } = await this.#boostByUsage(merged, budget));
     let rewrite: SearchResponse["rewrite"] = { status: "off", queries: [] };
     if (rewriting) {
       // Only a description of what the user wants is rewritten: when the words already match
@@ -304,7 +314,7 @@ export class SearchCoordinator extends DurableObject<Env> {
       hits,
       total,
       nextCursor: more && window < LIMITS.maxSearchDepth ? encodeCursor(scope ? { o: window, q: query.raw, n: scope } : { o: window, q: query.raw }) : null,
-      partial: results.some((r) => r.status !== "ok") || side.vectors === "error" || side.vectors === "timeout",
+      partial: results.some((r) => r.status !== "ok") || side.vectors === "error" || side.vectors === "timeout" || (usage !== undefined && usage !== "ok"),
       vectors: side.vectors,
       rewrite,
       shards: results.map(({ namespace, status, total, ms, result }) => {
@@ -314,8 +324,35 @@ export class SearchCoordinator extends DurableObject<Env> {
       }),
       facets: { namespace: Object.fromEntries(ok.map((r) => [r.namespace, r.result.total])) },
       corrections: agreedCorrections(ok.map((r) => r.result)),
+      ...(usage ? { usage } : {}),
     };
   }
+
+  /**
+   * Asks each namespace's `UsageAggregate` (in parallel, within the shard budget) how many hosts
+   * use the hits' modules, and re-ranks with the usage bonus. Without the counts the ranking stays.
+   */
+  async #boostByUsage(hits: SearchHit[], budget: number): Promise<{ hits: SearchHit[]; status: "ok" | "error" | "timeout" }> {
+    const modulesByNs = new Map<string, Set<string>>();
+    for (const h of hits) {
+      let set = modulesByNs.get(h.namespace);
+      if (!set) modulesByNs.set(h.namespace, (set = new Set()));
+      set.add(h.module);
+    }
+    try {
+      const counts = Promise.all(
+        [...modulesByNs].map(async ([ns, modules]) => [ns, await this.env.USAGE_AGGREGATE.get(this.env.USAGE_AGGREGATE.idFromName(ns)).hostCounts([...modules])] as const),
+      );
+      const answer = await withDeadline(counts, budget);
+      if (answer === "timeout") return { hits, status: "timeout" };
+      const byNs = new Map(answer);
+      return { hits: boostByUsage(hits, (h) => byNs.get(h.namespace)?.[h.module] ?? 0), status: "ok" };
+    } catch (err) {
+      console.error("search-coordinator: usage counts failed", String(err));
+      return { hits, status: "error" };
+    }
+  }
+
 
   /** The query rewriter, when Workers AI is bound and rewriting is switched on. */
   #rewriter(): QueryRewriter | null {

@@ -8,11 +8,15 @@ import { base64url, toHex } from "./bytes.ts";
 import { namespaceName } from "./schemas.ts";
 import { z } from "./zod.ts";
 
-export const ROLES = ["read", "write", "admin"] as const;
+/**
+ * `telemetry` is for keys installed on reporting hosts: it may send usage reports and nothing
+ * else (reads are public), so a key copied off a host cannot ingest or edit docs.
+ */
+export const ROLES = ["read", "telemetry", "write", "admin"] as const;
 export type Role = (typeof ROLES)[number];
 export const role = z.enum(ROLES);
 
-const RANK: Record<Role, number> = { read: 0, write: 1, admin: 2 };
+const RANK: Record<Role, number> = { read: 0, telemetry: 1, write: 2, admin: 3 };
 
 export type PrincipalKind = "admin-token" | "api-key" | "jwt" | "access";
 

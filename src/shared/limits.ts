@@ -30,4 +30,10 @@ export const LIMITS = {
   liveMessageWindowMs: 10_000,
   /** Events per page of a live-room replay (and per publish call of a shard). */
   liveEventPage: 500,
+  /** Modules in one telemetry report. */
+  maxTelemetryModules: 2_000,
+  /** Largest telemetry report body in bytes (2,000 typical module references are ~200 KB). */
+  maxTelemetryBodyBytes: 1024 * 1024,
+  /** Days of the daily usage series an aggregate keeps and a read may ask for. */
+  maxUsageDays: 90,
 } as const;

@@ -43,8 +43,8 @@ export const modulePath = z
   .refine((p) => !p.startsWith("/") && !p.includes("\\"), "module path must be relative and use '/'")
   .refine((p) => !p.split("/").some((s) => s === ".." || s === "."), "module path must not contain '.' or '..' segments")
   .refine((p) => !p.includes("//") && !p.endsWith("/"), "module path must not contain empty segments or end in /")
-  // `<path>/versions`, `<path>/versions/<n>` and `<path>/diff` are the module's sub-resources in URLs.
-  .refine((p) => !/(^|\/)(versions|diff)$|(^|\/)versions\/\d+$/.test(p), "module path must not end in /versions, /versions/<n> or /diff (reserved in URLs)");
+  // `<path>/versions`, `<path>/versions/<n>`, `<path>/diff` and `<path>/usage` are the module's sub-resources in URLs.
+  .refine((p) => !/(^|\/)(versions|diff|usage)$|(^|\/)versions\/\d+$/.test(p), "module path must not end in /versions, /versions/<n>, /diff or /usage (reserved in URLs)");
 
 const text = z.string().max(LIMITS.maxTextLength);
 

@@ -115,6 +115,8 @@ export interface SearchHit {
   bindings?: PlaceholderBinding[];
   /** Found only after correcting a typo in the query (see the response's `corrections`). */
   fuzzy?: true;
+  /** With `boost=usage`: hosts now using the hit's module (its score includes the usage bonus). */
+  usageHosts?: number;
 }
 
 export interface ShardSearchResult {

@@ -136,3 +136,9 @@ export const namespaceParam = (c: Context<AppEnv>): string | undefined => c.req.
  * same as ingest.
  */
 export const requireEditor = requireRole("write", namespaceParam);
+
+/**
+ * `POST /api/v1/telemetry`: the `telemetry` role (an API key made for reporting hosts, which can do
+ * nothing else), or any higher one. Not about one namespace: a host reports modules of many.
+ */
+export const requireTelemetryCredential = requireRole("telemetry");

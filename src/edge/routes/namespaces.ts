@@ -12,7 +12,7 @@ import { audited } from "../middleware/audit.ts";
 import { namespaceParam, requireEditor, requireRole } from "../middleware/auth.ts";
 import { limitBody, readJson } from "../middleware/body.ts";
 import { requireNamespace } from "../registry.ts";
-import { coordinator, shard } from "../stubs.ts";
+import { coordinator, shard, usageAggregate } from "../stubs.ts";
 import { noQuery, parseOr400, pathTail } from "../validate.ts";
 
 const nsParam = z.object({ ns: namespaceName });
@@ -33,6 +33,7 @@ const optionNameParam = z.object({
     .max(LIMITS.maxPathLength * 4, "the option name is too long")
     .refine((n) => !UNSAFE_NAME_CHARS.test(n), "the option name must not contain control or bidirectional formatting characters"),
 });
+const usageQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(LIMITS.maxUsageDays).default(30) });
 
 /**
  * A body with a top-level `modules` key is a batch of module records (validated as such, so a
@@ -95,22 +96,26 @@ namespaces.get("/:ns/modules", async (c) => {
 });
 
 /**
- * `/modules/<path>`, `/modules/<path>/versions`, `/modules/<path>/versions/<n>` and
- * `/modules/<path>/diff?from=&to=`. Module paths contain slashes, so the tail is read whole.
+ * `/modules/<path>`, `/modules/<path>/versions`, `/modules/<path>/versions/<n>`,
+ * `/modules/<path>/diff?from=&to=` and `/modules/<path>/usage?days=`. Module paths contain
+ * slashes, so the tail is read whole.
  */
 namespaces.get("/:ns/modules/*", async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
   const tail = pathTail(c.req.url, `/namespaces/${ns}/modules/`);
   if (!tail) throw new ApiError(400, "bad_request", "the module path is missing");
   const version = /^(.+)\/versions\/(\d{1,9})$/.exec(tail);
-  const sub = version ? "version" : tail.endsWith("/versions") ? "versions" : tail.endsWith("/diff") ? "diff" : "module";
+  const sub = version ? "version" : tail.endsWith("/versions") ? "versions" : tail.endsWith("/diff") ? "diff" : tail.endsWith("/usage") ? "usage" : "module";
   const { path } = parseOr400(modulePathParam, { path: version ? version[1] : sub === "module" ? tail : tail.slice(0, tail.lastIndexOf("/")) }, "path");
-  const diffRange = sub === "diff" ? parseOr400(diffQuery, c.req.query(), "query") : (noQuery(c.req.query()), null);
+  const diffRange = sub === "diff" ? parseOr400(diffQuery, c.req.query(), "query") : null;
+  const usage = sub === "usage" ? parseOr400(usageQuery, c.req.query(), "query") : null;
+  if (!diffRange && !usage) noQuery(c.req.query());
   await requireNamespace(c.env, ns);
   const stub = shard(c.env, ns);
   if (version) return c.json(unwrap(await stub.getVersion(ns, path, Number(version[2]))));
   if (sub === "versions") return c.json({ namespace: ns, module: path, items: unwrap(await stub.listVersions(ns, path)) });
   if (diffRange) return c.json(unwrap(await stub.diff(ns, path, diffRange.from, diffRange.to)));
+  if (usage) return c.json(unwrap(await usageAggregate(c.env, ns).moduleUsage(ns, path, usage.days)));
   return c.json(unwrap(await stub.getModule(ns, path)));
 });
 

@@ -19,6 +19,8 @@ const searchQuery = z.strictObject({
     .transform((v) => (v ? v.split(",").map((s) => s.trim()).filter(Boolean) : [])),
   limit: z.coerce.number().int().min(1).max(LIMITS.maxPageSize).default(LIMITS.defaultPageSize),
   cursor: z.string().max(2048).optional(),
+  /** `usage`: hosts using a hit's module add a small bonus within its match tier (src/shared/usageBoost.ts). */
+  boost: z.enum(["usage"]).optional(),
 });
 
 export const search = new Hono<AppEnv>();
@@ -27,5 +29,5 @@ search.get("/", async (c) => {
   const q = parseOr400(searchQuery, c.req.query(), "query");
   parseOr400(z.array(namespaceName).max(64), q.namespace, "query");
   parseQuery(q.q); // rejects empty and over-long queries with a 400 before any object is asked
-  return c.json(unwrap(await coordinator(c.env).search({ q: q.q, namespaces: q.namespace, limit: q.limit, cursor: q.cursor })));
+  return c.json(unwrap(await coordinator(c.env).search({ q: q.q, namespaces: q.namespace, limit: q.limit, cursor: q.cursor, boost: q.boost })));
 });
