@@ -26,7 +26,7 @@ describe("audit entries", () => {
   it("record an ingest with its actor, namespace, status, request id and hashed IP", async () => {
     const writer = await createKey({ name: "sops writer", role: "write", namespaces: ["sops-nix"] });
     const started = Date.now();
-    const res = await postBatchAs({ ...bearer(writer.key), "cf-connecting-ip": "203.0.113.7" }, "sops-nix", slice(0, 10), "?importId=import-1");
+    const res = await postBatchAs({ ...bearer(writer.key), "cf-connecting-ip": "203.0.113.7" }, "sops-nix", slice(0, 10), "?mode=replace&importId=import-1");
     expect(res.status).toBe(200);
     const { items } = await audit(`?actor=${writer.id}&action=ingest`);
     expect(items).toHaveLength(1);

@@ -11,6 +11,21 @@ async function live(ns: string): Promise<string[]> {
 }
 
 describe("multi-batch replace imports", () => {
+  it("refuses an import session on a merge (it would hold the replace lock for nothing), writing nothing", async () => {
+    const ns = "replace-merge-session";
+    expect((await postBatch(ns, { modules: [module("a")] })).status).toBe(200);
+    for (const query of ["?importId=z", "?mode=merge&importId=z", "?final=false", "?importId=z&final=false"]) {
+      const res = await postBatch(ns, { modules: [module("b")] }, query);
+      expect(res.status, query).toBe(400);
+      expect((await json(res)).error.code).toBe("validation_failed");
+    }
+    expect(await live(ns)).toEqual(["a.nix"]);
+    // …so a replace import right after is not blocked.
+    expect((await postBatch(ns, { modules: [module("a"), module("c")] }, "?mode=replace&importId=r1&final=false")).status).toBe(200);
+    expect((await postBatch(ns, { modules: [module("d")] }, "?mode=replace&importId=r1&final=true")).status).toBe(200);
+    expect(await live(ns)).toEqual(["a.nix", "c.nix", "d.nix"]);
+  });
+
   it("sweeps modules that no batch of the import carried, on the final batch only", async () => {
     const ns = "replace-multi";
     expect((await postBatch(ns, { modules: [module("a"), module("b"), module("c"), module("d")] })).status).toBe(200);

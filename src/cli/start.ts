@@ -1,8 +1,8 @@
 /**
  * `npm start`: a local nixdocs on `wrangler dev`, optionally seeded with data.
  *
- * - Creates `.dev.vars` with a random `ADMIN_TOKEN` when there is none (the token stays in that file),
- *   and adds a random `TELEMETRY_HASH_KEY` (the key of the telemetry host hash) when it has none.
+ * - Writes random values of the required secrets (`ADMIN_TOKEN`, `TELEMETRY_HASH_KEY`, `JWT_SECRET`)
+ *   that `.dev.vars` lacks (they stay in that file).
  * - Runs `wrangler dev --ip 127.0.0.1 --port $PORT --persist-to $NIXDOCS_PERSIST_DIR`
  *   (defaults 8787 and `.wrangler/state`), streaming its output, and waits for `/api/v1/health`.
  * - With `SEED_DIR`: ingests every `*-options.json.gz` there whose namespace the store does not
@@ -32,30 +32,29 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-/** Make sure `.dev.vars` holds an ADMIN_TOKEN and a TELEMETRY_HASH_KEY; returns the token wrangler will use. */
+/**
+ * The secrets `wrangler.jsonc` lists as required, with what each is for. `wrangler dev` loads only
+ * these (and overrides of configured vars) from `.dev.vars`, so each gets a random value here.
+ */
+const LOCAL_SECRETS: [name: string, purpose: string][] = [
+  ["ADMIN_TOKEN", "Bootstrap admin bearer token (npm run ingest reads it from here)."],
+  ["TELEMETRY_HASH_KEY", "Key of the HMAC that hashes telemetry hosts again before storing; changing it makes every host a new one."],
+  ["JWT_SECRET", "HS256 key of JWT bearer tokens (claims sub, role, ns?, exp); whoever holds it can mint tokens."],
+];
+
+/** Make sure `.dev.vars` holds every required secret (random when missing); returns the admin token. */
 function ensureDevVars(): string {
   const file = path.join(ROOT, ".dev.vars");
-  if (!existsSync(file)) {
-    const token = randomBytes(32).toString("base64url");
-    writeFileSync(
-      file,
-      `# Created by npm start. Bearer token for writes (npm run ingest reads it from here).\nADMIN_TOKEN=${token}\n` +
-        `# Key of the HMAC that hashes telemetry hosts again before storing; changing it makes every host a new one.\nTELEMETRY_HASH_KEY=${randomBytes(32).toString("base64url")}\n`,
-      { mode: 0o600, flag: "wx" },
-    );
-    say(`created ${file} with a random ADMIN_TOKEN (read it from there)`);
-    return token;
+  const vars = existsSync(file) ? parseDevVars(readFileSync(file, "utf8")) : {};
+  const missing = LOCAL_SECRETS.filter(([name]) => !vars[name]);
+  if (missing.length) {
+    const existed = existsSync(file);
+    const lines = missing.map(([name, purpose]) => `# ${purpose}\n${name}=${(vars[name] = randomBytes(32).toString("base64url"))}\n`).join("");
+    if (existed) appendFileSync(file, `\n# Added by npm start.\n${lines}`);
+    else writeFileSync(file, `# Created by npm start.\n${lines}`, { mode: 0o600, flag: "wx" });
+    say(`${existed ? "added to" : "created"} ${file}: random ${missing.map(([n]) => n).join(", ")} (read them from there)`);
   }
-  const vars = parseDevVars(readFileSync(file, "utf8"));
-  if (!vars.TELEMETRY_HASH_KEY) {
-    appendFileSync(file, `\n# Added by npm start: key of the telemetry host hash.\nTELEMETRY_HASH_KEY=${randomBytes(32).toString("base64url")}\n`);
-    say(`added a random TELEMETRY_HASH_KEY to ${file} (it had none)`);
-  }
-  if (vars.ADMIN_TOKEN) return vars.ADMIN_TOKEN;
-  const token = randomBytes(32).toString("base64url");
-  appendFileSync(file, `\n# Added by npm start.\nADMIN_TOKEN=${token}\n`);
-  say(`added a random ADMIN_TOKEN to ${file} (it had none)`);
-  return token;
+  return vars.ADMIN_TOKEN!;
 }
 
 interface NamespaceItem {

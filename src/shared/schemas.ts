@@ -154,12 +154,19 @@ export const moduleBatchInput = z.strictObject({
 
 export const optionsJsonInput = optionMap;
 
-export const ingestQuery = z.strictObject({
-  mode: z.enum(["merge", "replace"]).default("merge"),
-  format: z.enum(["modules", "options-json"]).optional(),
-  importId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
-  final: z.enum(["true", "false"]).default("true").transform((v) => v === "true"),
-});
+export const ingestQuery = z
+  .strictObject({
+    mode: z.enum(["merge", "replace"]).default("merge"),
+    format: z.enum(["modules", "options-json"]).optional(),
+    importId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+    final: z.enum(["true", "false"]).default("true").transform((v) => v === "true"),
+  })
+  // An import session (importId, final=false) is what lets a multi-batch replace know what it has
+  // seen; on a merge it would only hold the namespace's replace lock for nothing.
+  .superRefine((q, ctx) => {
+    if (q.mode !== "replace" && q.importId !== undefined) ctx.addIssue({ code: "custom", path: ["importId"], message: "importId belongs to replace imports (mode=replace)" });
+    if (q.mode !== "replace" && !q.final) ctx.addIssue({ code: "custom", path: ["final"], message: "final=false belongs to multi-batch replace imports (mode=replace)" });
+  });
 
 export interface Issue {
   path: (string | number)[];

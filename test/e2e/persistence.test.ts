@@ -13,6 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
+import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ingestFile, parseDevVars } from "../../src/cli/ingest-lib.ts";
 import { freePort, killAllGroups, killGroup, sleep, spawnGroup, waitGroupGone, type ExitStatus, type GroupProcess } from "../../src/cli/processes.ts";
@@ -183,7 +184,7 @@ describe("npm start keeps its data across restarts", () => {
     await stopGracefully(again);
   });
 
-  it("keeps API keys and the audit log across a restart, and the ingest CLI writes with a scoped key", async () => {
+  it("keeps API keys and the audit log across a restart, accepts JWTs locally, and the ingest CLI writes with a scoped key", async () => {
     const adminToken = parseDevVars(readFileSync(path.join(ROOT, ".dev.vars"), "utf8")).ADMIN_TOKEN!;
     const admin = { authorization: `Bearer ${adminToken}` };
     const first = startServer(await freePort(), { SEED_DIR: seedDir, NIXDOCS_PERSIST_DIR: persistDir });
@@ -204,6 +205,13 @@ describe("npm start keeps its data across restarts", () => {
     expect(report.summary.options).toMatchObject({ added: 0, changed: 0, removed: 0 });
     // Outside its scope the key is refused, and the CLI says so instead of retrying.
     await expect(ingestFile(path.join(seedDir, "agenix-options.json.gz"), { url: server.base, token: key, progress: "none" })).rejects.toThrow(/403/);
+
+    // A JWT signed with the JWT_SECRET that npm start wrote to .dev.vars is accepted: wrangler dev
+    // loads that secret (it is listed as required), not only ADMIN_TOKEN.
+    const jwtSecret = parseDevVars(readFileSync(path.join(ROOT, ".dev.vars"), "utf8")).JWT_SECRET!;
+    expect(jwtSecret).toBeTruthy();
+    const jwt = await new SignJWT({ role: "admin" }).setProtectedHeader({ alg: "HS256" }).setSubject("e2e").setExpirationTime("5m").sign(new TextEncoder().encode(jwtSecret));
+    expect((await fetch(`${server.base}/api/v1/admin/keys`, { headers: { authorization: `Bearer ${jwt}` } })).status).toBe(200);
 
     const keys = (await (await fetch(`${server.base}/api/v1/admin/keys`, { headers: admin })).json()) as { items: { id: string; lastUsedAt: number | null }[] };
     expect(keys.items.find((k) => k.id === id)?.lastUsedAt).toBeGreaterThan(0);
