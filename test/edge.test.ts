@@ -140,3 +140,48 @@ describe("reads", () => {
     expect(stats.options).toBe(stats.byNamespace.reduce((n: number, i: { options: number }) => n + i.options, 0));
   });
 });
+
+describe("URLs and parameters as users write them (fresh-clone findings)", () => {
+  it("reaches options and modules through a percent-encoded namespace", async () => {
+    const option = await api(`/api/v1/namespaces/edge%2Dtest/options/foo.enable`);
+    expect(option.status, await option.clone().text()).toBe(200);
+    expect((await json(option)).name).toBe("foo.enable");
+    expect((await api(`/api/v1/namespaces/edge%2Dtest/modules/m.nix`)).status).toBe(200);
+  });
+
+  it("takes the namespace filter repeated as well as comma-separated, and names the parameter in errors", async () => {
+    expect((await postBatch("edge-other", { "foo.enable": OPTION })).status).toBe(200);
+    const repeated = await json(await api("/api/v1/search?q=foo&namespace=edge-test&namespace=edge-other"));
+    const comma = await json(await api("/api/v1/search?q=foo&namespace=edge-test,edge-other"));
+    expect(Object.keys(repeated.facets.namespace).sort()).toEqual(["edge-other", "edge-test"]);
+    expect(repeated.hits.map((h: { namespace: string }) => h.namespace)).toEqual(comma.hits.map((h: { namespace: string }) => h.namespace));
+    const bad = await api("/api/v1/search?q=foo&namespace=Not_A_Namespace");
+    expect(bad.status).toBe(400);
+    expect((await json(bad)).error.details.issues[0].path.slice(0, 2)).toEqual(["query", "namespace"]);
+  });
+
+  it("refuses look-alike preview names, a module named `batch` and out-of-range version numbers", async () => {
+    for (const ns of ["preview-pr-0", "preview-pr-01", "preview-pr-x", "preview-pr-", "preview-pr-99999999999", "preview-42"]) {
+      const res = await postBatch(ns, { "foo.enable": OPTION });
+      expect(res.status, ns).toBe(400);
+    }
+    const batch = await postBatch("edge-test", { modules: [{ path: "batch", options: {} }] });
+    expect(batch.status).toBe(400);
+    for (const n of ["0", "99999999999999999999"]) {
+      const res = await api(`/api/v1/namespaces/edge-test/modules/m.nix/versions/${n}`);
+      expect(res.status, n).toBe(400);
+      expectEnvelope(await json(res), "bad_request");
+    }
+    expect((await api("/api/v1/namespaces")).status).toBe(200);
+    const listed = (await json(await api("/api/v1/namespaces?kind=all"))).items.map((i: { namespace: string }) => i.namespace);
+    expect(listed.some((n: string) => n.startsWith("preview-"))).toBe(false);
+  });
+
+  it("says whether a namespace is a preview, and when it expires", async () => {
+    expect((await json(await api("/api/v1/namespaces/edge-test")))).toMatchObject({ preview: false, expiresAt: null });
+    expect((await postBatch("preview-pr-7", { "foo.enable": OPTION })).status).toBe(200);
+    const preview = await json(await api("/api/v1/namespaces/preview-pr-7"));
+    expect(preview.preview).toBe(true);
+    expect(preview.expiresAt).toBeGreaterThan(Date.now());
+  });
+});

@@ -131,6 +131,16 @@ describe("PUT a module", () => {
   });
 });
 
+describe("a module replaced as a whole", () => {
+  it("needs `options` in the body (an empty body would empty the module), and writes nothing without it", async () => {
+    const before = await versions();
+    const res = await put(MODULE, {});
+    expect(res.status).toBe(400);
+    expect((await json(res)).error.details.issues[0].path).toEqual(["body", "options"]);
+    expect(await versions()).toEqual(before);
+  });
+});
+
 describe("authorization and methods", () => {
   it("answers 401 without a valid token and writes nothing, publishes nothing", async () => {
     const s = await subscribe(`ns:${NS}`);

@@ -18,11 +18,15 @@ export function noQuery(query: Record<string, string>): void {
   parseOr400(noParameters, query, "query");
 }
 
-/** The tail of the URL path after `marker`, percent-decoded (so `%2F` and `/` both work). */
-export function pathTail(url: string, marker: string): string {
-  const pathname = new URL(url).pathname;
-  const at = pathname.indexOf(marker);
-  const raw = at < 0 ? "" : pathname.slice(at + marker.length);
+/**
+ * What follows `/api/v1/namespaces/<ns>/<section>/` in the URL path, percent-decoded (so `%2F` and
+ * `/` both work). Found by segments, not by searching for the decoded namespace, so an encoded
+ * namespace (`home%2Dmanager`) reaches the same resource.
+ */
+export function namespaceTail(url: string, section: "modules" | "options"): string {
+  const segments = new URL(url).pathname.split("/");
+  const at = segments.indexOf("namespaces");
+  const raw = at >= 0 && segments[at + 2] === section ? segments.slice(at + 3).join("/") : "";
   try {
     return decodeURIComponent(raw);
   } catch {

@@ -10,12 +10,15 @@ import { LIMITS } from "./limits.ts";
 import { parseOptionName, showOption } from "./optionName.ts";
 import type { Declaration, Literal, ModuleRecord, OptionRecord } from "./types.ts";
 
-export const namespaceName = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "namespace: 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit");
-
 /** Preview namespaces, one per pull request: listed apart, searched only when named, deleted after a TTL. */
 const PREVIEW_NAMESPACE = /^preview-pr-[1-9]\d{0,8}$/;
+
+export const namespaceName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "namespace: 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit")
+  // `preview-…` names are previews only in the exact form `preview-pr-<N>`; a look-alike would
+  // otherwise become a permanent standard namespace by mistake.
+  .refine((n) => !n.startsWith("preview-") || PREVIEW_NAMESPACE.test(n), "namespace: names starting with 'preview-' are reserved for preview-pr-<N> (N from 1, no leading zeros, at most 9 digits)");
 
 export function isPreviewNamespace(name: string): boolean {
   return PREVIEW_NAMESPACE.test(name);
@@ -43,8 +46,10 @@ export const modulePath = z
   .refine((p) => !p.startsWith("/") && !p.includes("\\"), "module path must be relative and use '/'")
   .refine((p) => !p.split("/").some((s) => s === ".." || s === "."), "module path must not contain '.' or '..' segments")
   .refine((p) => !p.includes("//") && !p.endsWith("/"), "module path must not contain empty segments or end in /")
-  // `<path>/versions`, `<path>/versions/<n>`, `<path>/diff` and `<path>/usage` are the module's sub-resources in URLs.
-  .refine((p) => !/(^|\/)(versions|diff|usage)$|(^|\/)versions\/\d+$/.test(p), "module path must not end in /versions, /versions/<n>, /diff or /usage (reserved in URLs)");
+  // `<path>/versions`, `<path>/versions/<n>`, `<path>/diff` and `<path>/usage` are the module's
+  // sub-resources in URLs, and `batch` is the ingest route (`POST …/modules/batch`).
+  .refine((p) => !/(^|\/)(versions|diff|usage)$|(^|\/)versions\/\d+$/.test(p), "module path must not end in /versions, /versions/<n>, /diff or /usage (reserved in URLs)")
+  .refine((p) => p !== "batch", "module path `batch` is reserved (POST …/modules/batch is the ingest route)");
 
 const text = z.string().max(LIMITS.maxTextLength);
 

@@ -142,6 +142,8 @@ describe("npm start keeps its data across restarts", () => {
     expect(page.status).toBe(200);
     expect(page.headers.get("content-type")).toMatch(/text\/html/);
     expect(await page.text()).toContain('<script src="/app.js"');
+    // …under a content security policy: only its own script, styles and API (public/_headers).
+    expect(page.headers.get("content-security-policy")).toMatch(/script-src 'self'.*frame-ancestors 'none'/);
     expect((await fetch(`${server.base}/app.js`)).status).toBe(200);
     const result = await stopGracefully(server);
     expect(result.code, server.output()).toBe(0);

@@ -4,7 +4,7 @@ import { ApiError, unwrap } from "../../shared/errors.ts";
 import { groupIntoModules } from "../../shared/group.ts";
 import { LIMITS } from "../../shared/limits.ts";
 import { optionPatch } from "../../shared/edit.ts";
-import { ingestQuery, modulePath, namespaceName, UNSAFE_NAME_CHARS, normalizeModules, normalizeOptionsJson } from "../../shared/schemas.ts";
+import { ingestQuery, isPreviewNamespace, modulePath, namespaceName, UNSAFE_NAME_CHARS, normalizeModules, normalizeOptionsJson } from "../../shared/schemas.ts";
 import type { ModuleRecord } from "../../shared/types.ts";
 import { z } from "../../shared/zod.ts";
 import type { AppEnv } from "../env.ts";
@@ -13,7 +13,7 @@ import { namespaceParam, requireEditor, requireRole } from "../middleware/auth.t
 import { limitBody, readJson } from "../middleware/body.ts";
 import { requireNamespace } from "../registry.ts";
 import { coordinator, shard, usageAggregate } from "../stubs.ts";
-import { noQuery, parseOr400, pathTail } from "../validate.ts";
+import { namespaceTail, noQuery, parseOr400 } from "../validate.ts";
 
 const nsParam = z.object({ ns: namespaceName });
 const pageQuery = z.strictObject({
@@ -58,7 +58,9 @@ namespaces.get("/:ns", async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
   noQuery(c.req.query());
   await requireNamespace(c.env, ns);
-  return c.json(unwrap(await shard(c.env, ns).counts(ns)));
+  const [counts, entries] = await Promise.all([shard(c.env, ns).counts(ns), coordinator(c.env).listNamespaces("all")]);
+  const entry = entries.find((e) => e.namespace === ns);
+  return c.json({ ...unwrap(counts), preview: isPreviewNamespace(ns), expiresAt: entry?.expiresAt ?? null });
 });
 
 // Audited first, so refused attempts are recorded too; authorized before the body is read.
@@ -102,9 +104,10 @@ namespaces.get("/:ns/modules", async (c) => {
  */
 namespaces.get("/:ns/modules/*", async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
-  const tail = pathTail(c.req.url, `/namespaces/${ns}/modules/`);
+  const tail = namespaceTail(c.req.url, "modules");
   if (!tail) throw new ApiError(400, "bad_request", "the module path is missing");
-  const version = /^(.+)\/versions\/(\d{1,9})$/.exec(tail);
+  const version = /^(.+)\/versions\/(\d+)$/.exec(tail);
+  if (version && (version[2]!.length > 9 || Number(version[2]) < 1)) throw new ApiError(400, "bad_request", "a version number is a whole number from 1 to 999999999", { version: version[2]!.slice(0, 20) });
   const sub = version ? "version" : tail.endsWith("/versions") ? "versions" : tail.endsWith("/diff") ? "diff" : tail.endsWith("/usage") ? "usage" : "module";
   const { path } = parseOr400(modulePathParam, { path: version ? version[1] : sub === "module" ? tail : tail.slice(0, tail.lastIndexOf("/")) }, "path");
   const diffRange = sub === "diff" ? parseOr400(diffQuery, c.req.query(), "query") : null;
@@ -121,7 +124,7 @@ namespaces.get("/:ns/modules/*", async (c) => {
 
 namespaces.get("/:ns/options/*", async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
-  const { name } = parseOr400(optionNameParam, { name: pathTail(c.req.url, `/namespaces/${ns}/options/`) }, "path");
+  const { name } = parseOr400(optionNameParam, { name: namespaceTail(c.req.url, "options") }, "path");
   noQuery(c.req.query());
   await requireNamespace(c.env, ns);
   return c.json(unwrap(await shard(c.env, ns).getOption(ns, name)));
@@ -142,11 +145,13 @@ const auditEdit = (action: string, prefix: "modules" | "options") =>
 
 namespaces.put("/:ns/modules/*", auditEdit("module.edit", "modules"), requireEditor, limitBody(), async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
-  const path = pathTail(c.req.url, `/namespaces/${ns}/modules/`);
+  const path = namespaceTail(c.req.url, "modules");
   if (!path) throw new ApiError(400, "bad_request", "the module path is missing");
   const body = await readJson(c);
   if (!body || typeof body !== "object" || Array.isArray(body)) throw new ApiError(400, "validation_failed", "the body is a module object", { issues: [{ path: ["body"], message: "expected an object" }] });
   if ("path" in body && body.path !== path) throw new ApiError(400, "validation_failed", "the body names another module than the URL", { issues: [{ path: ["body", "path"], message: `expected ${path} or nothing` }] });
+  // The module replaces what is stored: a body without `options` would silently empty it.
+  if (!("options" in body)) throw new ApiError(400, "validation_failed", "the module needs `options` (an object, `{}` for a module without options)", { issues: [{ path: ["body", "options"], message: "required" }] });
   const result = normalizeModules({ modules: [{ ...body, path }] });
   if ("issues" in result) {
     // Issues name the body's fields, not the batch the record is checked as.
@@ -160,7 +165,7 @@ namespaces.put("/:ns/modules/*", auditEdit("module.edit", "modules"), requireEdi
 /** `PATCH /options/<name>`: `{ description?, default?, example? }` (defaults and examples as `{ kind, text }`, or null). */
 namespaces.patch("/:ns/options/*", auditEdit("option.edit", "options"), requireEditor, limitBody(), async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
-  const name = pathTail(c.req.url, `/namespaces/${ns}/options/`);
+  const name = namespaceTail(c.req.url, "options");
   if (!name) throw new ApiError(400, "bad_request", "the option name is missing");
   if (name.length > LIMITS.maxPathLength * 4) throw new ApiError(400, "bad_request", "the option name is too long");
   const patch = parseOr400(optionPatch, await readJson(c), "body");

@@ -16,7 +16,8 @@ const searchQuery = z.strictObject({
     .string()
     .max(2048)
     .optional()
-    .transform((v) => (v ? v.split(",").map((s) => s.trim()).filter(Boolean) : [])),
+    .transform((v) => (v ? v.split(",").map((s) => s.trim()).filter(Boolean) : []))
+    .pipe(z.array(namespaceName).max(64)),
   limit: z.coerce.number().int().min(1).max(LIMITS.maxPageSize).default(LIMITS.defaultPageSize),
   cursor: z.string().max(2048).optional(),
   /** `usage`: hosts using a hit's module add a small bonus within its match tier (src/shared/usageBoost.ts). */
@@ -26,8 +27,10 @@ const searchQuery = z.strictObject({
 export const search = new Hono<AppEnv>();
 
 search.get("/", async (c) => {
-  const q = parseOr400(searchQuery, c.req.query(), "query");
-  parseOr400(z.array(namespaceName).max(64), q.namespace, "query");
+  // `namespace` may be repeated (`?namespace=a&namespace=b`) or comma-separated (`?namespace=a,b`).
+  const namespaces = c.req.queries("namespace");
+  const query = { ...c.req.query(), ...(namespaces && namespaces.length > 1 ? { namespace: namespaces.join(",") } : {}) };
+  const q = parseOr400(searchQuery, query, "query");
   parseQuery(q.q); // rejects empty and over-long queries with a 400 before any object is asked
   return c.json(unwrap(await coordinator(c.env).search({ q: q.q, namespaces: q.namespace, limit: q.limit, cursor: q.cursor, boost: q.boost })));
 });
