@@ -5,8 +5,11 @@
  */
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { auditLog } from "../src/edge/stubs.ts";
-import { ADMIN, api, bearer, createKey, dataFile, json, postBatchAs } from "./helpers.ts";
+import { auditLog, keyStore } from "../src/edge/stubs.ts";
+import { newApiKey } from "../src/shared/auth.ts";
+import { unwrap } from "../src/shared/errors.ts";
+import { sha256Hex } from "../src/shared/secrets.ts";
+import { ADMIN, api, bearer, createKey, dataFile, hs256, json, now, postBatchAs } from "./helpers.ts";
 
 type OptionsJson = Record<string, Record<string, unknown>>;
 let sops: OptionsJson;
@@ -75,13 +78,70 @@ describe("audit entries", () => {
     expect((await api("/api/v1/admin/keys", { method: "POST", headers: bearer(created.key), body: "{}" })).status).toBe(401);
     const { items } = await audit("?limit=4");
     expect(items.map((e: any) => [e.action, e.actor.kind, e.target, e.status])).toEqual([
-      ["key.create", "anonymous", null, 401],
+      ["key.create", "api-key", null, 401],
       ["key.revoke", "admin-token", created.id, 200],
       ["key.list", "admin-token", null, 200],
       ["key.create", "admin-token", created.id, 201],
     ]);
+    expect(items[0].actor.id).toBe(created.id);
     // Reading the log is not itself logged.
     expect((await audit("?limit=1")).items[0].action).toBe("key.create");
+  });
+});
+
+describe("audit actors", () => {
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+  it("name a revoked or expired key whose secret matched, and no key for a forged secret or an unknown id", async () => {
+    const revoked = await createKey({ name: "revoked writer", role: "write" });
+    expect((await api(`/api/v1/admin/keys/${revoked.id}`, { method: "DELETE", headers: ADMIN })).status).toBe(200);
+    // An expired key: stored directly, as the admin API only makes keys that expire in the future.
+    const expired = newApiKey();
+    unwrap(await keyStore(env).create({ id: expired.id, keySha256: await sha256Hex(expired.key), name: "expired writer", role: "write", namespaces: null, expiresAt: Date.now() - 1000 }));
+    const forged = `ndk_${revoked.id}_${"A".repeat(43)}`;
+    const unknown = newApiKey().key;
+    for (const key of [revoked.key, expired.key, forged, unknown]) {
+      expect((await postBatchAs(bearer(key), "audit-actors", slice(0, 1))).status).toBe(401);
+    }
+    const { items } = await audit("?namespace=audit-actors&action=ingest");
+    expect(items.map((e: any) => [e.actor.kind, e.actor.id, e.status])).toEqual([
+      ["anonymous", null, 401],
+      ["anonymous", null, 401],
+      ["api-key", expired.id, 401],
+      ["api-key", revoked.id, 401],
+    ]);
+    expect((await audit(`?actor=${revoked.id}&action=ingest`)).items).toHaveLength(1);
+  });
+
+  it("name token subjects apart from other kinds (jwt:<sub>), also when a token whose signature verified is refused", async () => {
+    const impostor = await hs256({ sub: "admin-token", role: "write", ns: ["audit-jwt"] });
+    expect((await postBatchAs(bearer(impostor), "audit-jwt", slice(1, 2))).status).toBe(200);
+    const expired = await hs256({ sub: "ci-bot", role: "write" }, { exp: now() - 3600 });
+    const forged = await hs256({ sub: "ci-bot", role: "write" }, { secret: new TextEncoder().encode("not-the-secret-of-this-deployment-0000") });
+    for (const token of [expired, forged]) expect((await postBatchAs(bearer(token), "audit-jwt", slice(1, 2))).status).toBe(401);
+
+    const { items } = await audit("?namespace=audit-jwt");
+    expect(items.map((e: any) => [e.actor.kind, e.actor.id, e.status])).toEqual([
+      ["anonymous", null, 401],
+      ["jwt", "jwt:ci-bot", 401],
+      ["jwt", "jwt:admin-token", 200],
+    ]);
+    // The bootstrap token's entries are not mixed with a token that calls itself admin-token.
+    expect((await audit("?actor=admin-token&namespace=audit-jwt")).items).toHaveLength(0);
+    expect((await audit("?actor=jwt:admin-token")).items).toHaveLength(1);
+  });
+
+  it("store the request id the server made, never one the client sent", async () => {
+    const writer = await createKey({ name: "request ids", role: "write" });
+    const responses = [
+      await postBatchAs({ ...bearer(writer.key), "x-request-id": "forged-request-id" }, "audit-ids", slice(2, 3)),
+      await postBatchAs({ "x-request-id": "replayed-request-id" }, "audit-ids", slice(2, 3)),
+    ];
+    expect(responses.map((r) => r.status)).toEqual([200, 401]);
+    const ids = responses.map((r) => r.headers.get("x-request-id"));
+    for (const id of ids) expect(id).toMatch(UUID);
+    const { items } = await audit("?namespace=audit-ids");
+    expect(items.map((e: any) => e.requestId)).toEqual([ids[1], ids[0]]);
   });
 });
 
@@ -128,6 +188,25 @@ describe("reading the audit log", () => {
     const untilMiddle = (await audit(`?namespace=paging&to=${new Date(middle).toISOString()}`)).items;
     expect(untilMiddle.length).toBe(times.filter((t: number) => t <= middle).length);
     expect((await audit(`?namespace=paging&to=${first - 1}`)).items).toHaveLength(0);
+  });
+
+  it("takes dates as whole UTC days: from its start, to its end, both inclusive", async () => {
+    const entries = (await audit("?namespace=paging")).items;
+    const dayOf = (at: number) => new Date(at).toISOString().slice(0, 10);
+    const day = dayOf(entries[0].at);
+    const onDay = entries.filter((e: any) => dayOf(e.at) === day).length;
+    expect(onDay).toBeGreaterThan(0);
+    const next = dayOf(Date.parse(day) + 86_400_000);
+    const previous = dayOf(Date.parse(day) - 86_400_000);
+    expect((await audit(`?namespace=paging&from=${day}&to=${day}`)).items).toHaveLength(onDay);
+    expect((await audit(`?namespace=paging&from=${next}`)).items).toHaveLength(0);
+    expect((await audit(`?namespace=paging&to=${previous}`)).items).toHaveLength(0);
+    expect((await audit("?namespace=paging&from=2030-01-01")).items).toHaveLength(0);
+    for (const q of ["?from=yesterday", "?to=2030-13-01", "?from=2030-01-01T00:00:00"]) {
+      const res = await api(`/api/v1/admin/audit${q}`, { headers: ADMIN });
+      expect(res.status, q).toBe(400);
+      expect((await json(res)).error.details.issues[0].message, q).toMatch(/epoch milliseconds, a date \(2030-01-31, UTC\) or an ISO 8601 date-time with offset/);
+    }
   });
 
   it("rejects bad queries with 400 and callers who are not admins with 401/403", async () => {

@@ -10,7 +10,7 @@ import { useAccessKeySet } from "../src/edge/middleware/auth.ts";
 import { apiKeyIdOf, authorize, bearerToken, keyExpiry, newApiKey, type Principal } from "../src/shared/auth.ts";
 import { accessIssuer, accessRole } from "../src/shared/authTokens.ts";
 import { keyStore } from "../src/edge/stubs.ts";
-import { ADMIN, api, bearer, createKey, dataFile, json, postBatch, postBatchAs, storeTotals } from "./helpers.ts";
+import { ADMIN, api, AUDIENCE, bearer, createKey, dataFile, hs256, ISSUER, JWT_SECRET, json, now, postBatch, postBatchAs, storeTotals } from "./helpers.ts";
 
 type OptionsJson = Record<string, Record<string, unknown>>;
 
@@ -179,23 +179,8 @@ describe("API keys", () => {
 
 // ---------------------------------------------------------------------------------------------
 
-const JWT_SECRET = new TextEncoder().encode("test-jwt-secret-0123456789abcdef0123456789abcdef");
-const ISSUER = "https://issuer.nixdocs.test";
-const AUDIENCE = "nixdocs-api";
-const now = () => Math.floor(Date.now() / 1000);
-
 function b64url(value: unknown): string {
   return btoa(JSON.stringify(value)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-function hs256(claims: Record<string, unknown>, options: { secret?: Uint8Array; issuer?: string; audience?: string; exp?: number } = {}): Promise<string> {
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setIssuer(options.issuer ?? ISSUER)
-    .setAudience(options.audience ?? AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime(options.exp ?? now() + 600)
-    .sign(options.secret ?? JWT_SECRET);
 }
 
 describe("JWT bearer tokens (HS256)", () => {
@@ -232,6 +217,24 @@ describe("JWT bearer tokens (HS256)", () => {
       const body = await expectRefusedWrite(bearer(token), 401);
       expect(body.error.message, what).toMatch(/token/);
     }
+  });
+
+  it("bound a token's lifetime like an API key's: exp at most five years ahead, iat not in the future", async () => {
+    const year = 366 * 24 * 3600;
+    const cases: [string, string, RegExp][] = [
+      ["exp in the year 33658", await hs256({ sub: "forever", role: "write" }, { exp: 1e12 }), /exp claim is more than five years away/],
+      ["exp six years ahead", await hs256({ sub: "forever", role: "write" }, { exp: now() + 6 * year }), /exp claim is more than five years away/],
+      ["iat an hour ahead", await hs256({ sub: "early", role: "write" }, { iat: now() + 3600 }), /iat claim is in the future/],
+    ];
+    for (const [what, token, message] of cases) {
+      const body = await expectRefusedWrite(bearer(token), 401);
+      expect(body.error.message, what).toMatch(message);
+    }
+    // Within the cap and the clock tolerance, tokens work.
+    const longLived = await hs256({ sub: "ci", role: "write", ns: ["agenix"] }, { exp: now() + 4 * year });
+    expect((await postBatchAs(bearer(longLived), "agenix", pick(agenix, 3, 4))).status).toBe(200);
+    const slightlyAhead = await hs256({ sub: "ci", role: "write", ns: ["agenix"] }, { iat: now() + 10 });
+    expect((await postBatchAs(bearer(slightlyAhead), "agenix", pick(agenix, 4, 5))).status).toBe(200);
   });
 
   it("grant admin routes to an admin token", async () => {
@@ -276,7 +279,17 @@ describe("Cloudflare Access tokens (RS256 from the team's JWKS)", () => {
     expect((await api("/api/v1/admin/keys", { headers: assertion(token) })).status).toBe(403);
   });
 
-  it("refuse wrong audience, wrong issuer, an unknown key, HS256, alg none, a bad signature and expiry with 401", async () => {
+  it("audit an Access user as access:<e-mail>, also when a token whose signature verified is refused", async () => {
+    expect((await postBatchAs(assertion(await access({})), "impermanence", pick(impermanence, 3, 4))).status).toBe(200);
+    expect((await postBatchAs(assertion(await access({}, { exp: now() - 3600 })), "impermanence", pick(impermanence, 3, 4))).status).toBe(401);
+    const res = await api("/api/v1/admin/audit?actorKind=access&namespace=impermanence&limit=2", { headers: ADMIN });
+    expect((await json(res)).items.map((e: any) => [e.actor.id, e.status])).toEqual([
+      ["access:dev@example.org", 401],
+      ["access:dev@example.org", 200],
+    ]);
+  });
+
+  it("refuse wrong audience, wrong issuer, an unknown key, HS256, alg none, a bad signature, expiry and an unbounded lifetime with 401", async () => {
     const valid = await access({});
     const [h, , s] = valid.split(".");
     // The classic key confusion: HS256 with the RSA public key as the HMAC secret.
@@ -302,6 +315,7 @@ describe("Cloudflare Access tokens (RS256 from the team's JWKS)", () => {
       ["a signature by another key", foreign],
       ["claims changed after signing", `${h}.${b64url({ email: "admin@example.org", iss: ACCESS_ISSUER, aud: ACCESS_AUD, exp: now() + 6000 })}.${s}`],
       ["an expired token", await access({}, { exp: now() - 3600 })],
+      ["exp more than five years ahead", await access({}, { exp: now() + 6 * 366 * 24 * 3600 })],
     ];
     for (const [what, token] of cases) {
       const body = await expectRefusedWrite(assertion(token), 401);

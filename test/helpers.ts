@@ -1,5 +1,6 @@
 /** Shared helpers of the workerd test suite. */
 import { env, exports } from "cloudflare:workers";
+import { SignJWT } from "jose";
 
 export const ADMIN = { authorization: "Bearer test-admin-token" };
 
@@ -57,4 +58,21 @@ export async function storeTotals(): Promise<unknown> {
     versions: stats.versions,
     byNamespace: stats.byNamespace.map((n: any) => [n.namespace, n.modules, n.options, n.versions, n.updatedAt]),
   };
+}
+
+// HS256 bearer tokens as the test Worker accepts them (JWT_* vars in vitest.config.ts).
+export const JWT_SECRET = new TextEncoder().encode("test-jwt-secret-0123456789abcdef0123456789abcdef");
+export const ISSUER = "https://issuer.nixdocs.test";
+export const AUDIENCE = "nixdocs-api";
+export const now = (): number => Math.floor(Date.now() / 1000);
+
+/** Sign `claims` as an HS256 bearer token, issued now (or at `iat`) and valid for ten minutes (or until `exp`). */
+export function hs256(claims: Record<string, unknown>, options: { secret?: Uint8Array; issuer?: string; audience?: string; exp?: number; iat?: number } = {}): Promise<string> {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setIssuer(options.issuer ?? ISSUER)
+    .setAudience(options.audience ?? AUDIENCE)
+    .setIssuedAt(options.iat)
+    .setExpirationTime(options.exp ?? now() + 600)
+    .sign(options.secret ?? JWT_SECRET);
 }

@@ -319,7 +319,9 @@ describe("frames", () => {
 });
 
 describe("admission", () => {
-  it("refuses bad room names, unknown namespaces, bad queries, other parties and plain HTTP", async () => {
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+  it("refuses bad room names, unknown namespaces, bad or unknown query parameters, other parties and plain HTTP, in the API's envelope with a request id", async () => {
     const cases: [string, number, string][] = [
       ["/parties/live-room/home-manager", 400, "bad_request"],
       ["/parties/live-room/ns:NotAName", 400, "bad_request"],
@@ -328,17 +330,44 @@ describe("admission", () => {
       ["/parties/live-room/ns:never-ingested", 404, "namespace_not_found"],
       [`/parties/live-room/ns:${NS}?format=xml`, 400, "validation_failed"],
       [`/parties/live-room/ns:${NS}?since=-1`, 400, "validation_failed"],
+      [`/parties/live-room/ns:${NS}?bogus=1`, 400, "validation_failed"],
+      [`/parties/live-room/ns:${NS}?format=json&_pk=abc&sinse=3`, 400, "validation_failed"],
       [`/parties/namespace-shard/${NS}`, 404, "not_found"],
       ["/parties/search-coordinator/global", 404, "not_found"],
+      ["/parties/other/x", 404, "not_found"],
+      ["/parties/live-room", 404, "not_found"],
     ];
-    for (const [path, status, code] of cases) {
-      const res = await api(path, { headers: { Upgrade: "websocket" } });
-      expect(res.status, path).toBe(status);
-      expect((await json(res)).error.code, path).toBe(code);
+    for (const upgrade of [true, false]) {
+      for (const [path, status, code] of cases) {
+        const res = await api(path, upgrade ? { headers: { Upgrade: "websocket" } } : {});
+        // Without Upgrade, a live-room path is refused as plain HTTP before anything else.
+        const want = !upgrade && path.startsWith("/parties/live-room/") ? [426, "upgrade_required"] : [status, code];
+        expect(res.status, path).toBe(want[0]);
+        expect(res.headers.get("content-type"), path).toMatch(/^application\/json/);
+        expect(res.headers.get("x-request-id"), path).toMatch(UUID);
+        const body = await json(res);
+        expect(body.error.code, path).toBe(want[1]);
+        if (upgrade && path.includes("bogus")) expect(body.error.details.issues[0].message).toMatch(/bogus/);
+      }
     }
     const plain = await api(`/parties/live-room/ns:${NS}`);
-    expect(plain.status).toBe(426);
-    expect((await json(plain)).error.code).toBe("upgrade_required");
+    expect(plain.headers.get("upgrade")).toBe("websocket");
     void ADMIN;
+  });
+
+  it("gives every refusal its own request id, never the client's", async () => {
+    const ids = new Set<string | null>();
+    for (let i = 0; i < 3; i++) {
+      const res = await api(`/parties/live-room/ns:${NS}?bogus=${i}`, { headers: { Upgrade: "websocket", "X-Request-Id": "client-chosen" } });
+      expect(res.status).toBe(400);
+      ids.add(res.headers.get("x-request-id"));
+    }
+    expect(ids.size).toBe(3);
+    expect(ids.has("client-chosen")).toBe(false);
+  });
+
+  it("accepts the parameters it knows, and partysocket's connection id", async () => {
+    const subscriber = await subscribe(`ns:${NS}`, "format=msgpack&since=0&_pk=3f1c2a9e-1111-4222-8333-444455556666");
+    subscriber.close();
   });
 });

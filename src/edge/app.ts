@@ -18,7 +18,9 @@ import { telemetry } from "./routes/telemetry.ts";
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  app.use(requestId({ headerName: "X-Request-Id" }));
+  // The id is always made here (the audit log stores it): hono reuses an incoming X-Request-Id
+  // unless it is longer than limitLength, so 0 refuses every client-supplied one.
+  app.use(requestId({ headerName: "X-Request-Id", limitLength: 0 }));
   app.use(secureHeaders());
   app.use(loadConfig);
   // Browsers may call the API from the origins in CORS_ORIGINS only; others get no CORS headers.

@@ -13,6 +13,9 @@ import { z } from "./zod.ts";
 export const ACTOR_KINDS = ["admin-token", "api-key", "jwt", "access", "anonymous"] as const;
 export type ActorKind = (typeof ACTOR_KINDS)[number];
 
+/** Room for the longest principal id: `access:` and a 320-character e-mail. */
+const actorId = z.string().min(1).max(340);
+
 /** Action names are dotted words (`ingest`, `key.create`); routes added later bring their own. */
 export const actionName = z.string().regex(/^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$/).max(64);
 
@@ -20,7 +23,7 @@ export const actionName = z.string().regex(/^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*
 export const auditRecord = z.strictObject({
   at: z.number().int().nonnegative(),
   actorKind: z.enum(ACTOR_KINDS),
-  actorId: z.string().max(320).nullable(),
+  actorId: actorId.nullable(),
   action: actionName,
   namespace: namespaceName.nullable(),
   target: z.string().max(LIMITS.maxPathLength).nullable(),
@@ -43,23 +46,35 @@ export interface AuditEntry {
   requestId: string | null;
 }
 
-/** A time bound: epoch milliseconds or an ISO 8601 date-time with offset. */
-const instant = z.union([
-  z.string().regex(/^\d{1,15}$/, "epoch milliseconds").transform(Number),
-  z.iso.datetime({ offset: true }).transform((s) => Date.parse(s)),
-]);
+const DAY_MS = 86_400_000;
+const isoDate = z.iso.date();
+const isoDateTime = z.iso.datetime({ offset: true });
+
+/**
+ * A time bound: epoch milliseconds, an ISO 8601 date-time with offset, or a date (UTC). Both
+ * bounds are inclusive, so a date as `to` means the end of that day.
+ */
+function instant(bound: "from" | "to") {
+  return z.string().transform((s, ctx) => {
+    if (/^\d{1,15}$/.test(s)) return Number(s);
+    if (isoDate.safeParse(s).success) return Date.parse(s) + (bound === "to" ? DAY_MS - 1 : 0);
+    if (isoDateTime.safeParse(s).success) return Date.parse(s);
+    ctx.addIssue({ code: "custom", message: "a time is epoch milliseconds, a date (2030-01-31, UTC) or an ISO 8601 date-time with offset (2030-01-31T12:00:00Z)" });
+    return z.NEVER;
+  });
+}
 
 export const AUDIT_PAGE_MAX = LIMITS.maxPageSize;
 
 /** `GET /api/v1/admin/audit` query: filters, newest first, cursor-paged. */
 export const auditQuery = z
   .strictObject({
-    actor: z.string().min(1).max(320).optional(),
+    actor: actorId.optional(),
     actorKind: z.enum(ACTOR_KINDS).optional(),
     action: actionName.optional(),
     namespace: namespaceName.optional(),
-    from: instant.optional(),
-    to: instant.optional(),
+    from: instant("from").optional(),
+    to: instant("to").optional(),
     limit: z.coerce.number().int().min(1).max(AUDIT_PAGE_MAX).default(50),
     cursor: z.string().max(256).optional(),
   })
@@ -69,7 +84,7 @@ export type AuditQuery = z.infer<typeof auditQuery>;
 
 /** What the object is asked: the parsed filters plus the entry id to continue below (from the cursor). */
 export const auditSearch = z.strictObject({
-  actor: z.string().min(1).max(320).optional(),
+  actor: actorId.optional(),
   actorKind: z.enum(ACTOR_KINDS).optional(),
   action: actionName.optional(),
   namespace: namespaceName.optional(),

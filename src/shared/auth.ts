@@ -22,12 +22,24 @@ export type PrincipalKind = "admin-token" | "api-key" | "jwt" | "access";
 
 export interface Principal {
   kind: PrincipalKind;
-  /** Stable id of the caller: the key id, the token subject, the Access e-mail, or `admin-token`. */
+  /**
+   * Stable id of the caller, unique across kinds (the audit log filters on it): the key id
+   * (16 hex), `admin-token`, `jwt:<sub>` or `access:<e-mail, common name or sub>`. Token claims
+   * are chosen by whoever signs them, so they are prefixed: a JWT with `sub: "admin-token"` or a
+   * key id must not pass for the bootstrap token or that key.
+   */
   id: string;
   role: Role;
   /** Namespaces the caller may act in; absent means every namespace. */
   namespaces?: string[];
 }
+
+/**
+ * A caller whose credentials proved themselves (the key's secret or the token's signature
+ * matched) but were refused (revoked, expired, claims not accepted): the audit log names it.
+ * Never built from an unverified credential, so nobody can be blamed by a forged one.
+ */
+export type ProvenCaller = Pick<Principal, "kind" | "id">;
 
 export type Decision = { ok: true } | { ok: false; reason: "role" | "scope"; message: string };
 
@@ -144,6 +156,17 @@ export const jwtClaims = z
   })
   .refine((c) => !(c.role === "admin" && c.ns), { message: "admin tokens cannot be limited to namespaces", path: ["ns"] });
 
+/**
+ * Why a verified token's lifetime is not accepted, or null. A token cannot outlive an API key
+ * (`exp` at most five years ahead) nor claim to be issued in the future (`iat`), beyond the
+ * clock tolerance. jose has checked that both, when present, are numbers.
+ */
+export function tokenLifetimeProblem(claims: { exp?: unknown; iat?: unknown }, nowSeconds: number, toleranceSeconds: number): string | null {
+  if (typeof claims.exp === "number" && claims.exp > nowSeconds + MAX_KEY_TTL_SECONDS + toleranceSeconds) return "the token's exp claim is more than five years away";
+  if (typeof claims.iat === "number" && claims.iat > nowSeconds + toleranceSeconds) return "the token's iat claim is in the future";
+  return null;
+}
+
 /** Claims of a Cloudflare Access token that name the user (service tokens have only `common_name`). */
 export const accessClaims = z.object({
   sub: z.string().max(200).optional(),
@@ -152,5 +175,11 @@ export const accessClaims = z.object({
 });
 
 export function accessPrincipalId(claims: z.infer<typeof accessClaims>): string | null {
-  return claims.email || claims.common_name || claims.sub || null;
+  const id = claims.email || claims.common_name || claims.sub;
+  return id ? `access:${id}` : null;
+}
+
+/** The principal id of a bearer token's subject (see `Principal.id`). */
+export function jwtPrincipalId(sub: string): string {
+  return `jwt:${sub}`;
 }

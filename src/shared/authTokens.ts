@@ -7,14 +7,32 @@
  */
 import { errors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import { ApiError } from "./errors.ts";
-import { accessClaims, accessPrincipalId, jwtClaims, role as roleSchema, type Principal, type Role } from "./auth.ts";
+import {
+  accessClaims,
+  accessPrincipalId,
+  jwtClaims,
+  jwtPrincipalId,
+  role as roleSchema,
+  tokenLifetimeProblem,
+  type Principal,
+  type ProvenCaller,
+  type Role,
+} from "./auth.ts";
 
-/** Seconds of clock skew tolerated on `exp` and `nbf`. */
+/** Seconds of clock skew tolerated on `exp`, `nbf` and `iat`. */
 export const CLOCK_TOLERANCE_S = 30;
 
-/** Why a token was refused; the edge answers 401 with it. */
+/**
+ * Why a token was refused; the edge answers 401 with it. `caller` is set when the signature
+ * verified, so the refusal can be audited under the token's subject.
+ */
 export class TokenRejected extends Error {
   override name = "TokenRejected";
+  readonly caller: ProvenCaller | null;
+  constructor(message: string, caller: ProvenCaller | null = null) {
+    super(message);
+    this.caller = caller;
+  }
 }
 
 function reason(err: unknown): string {
@@ -28,15 +46,27 @@ function reason(err: unknown): string {
   return "the token could not be verified";
 }
 
-async function verified<T>(fn: () => Promise<T>): Promise<T> {
+/** Who signed claims name, for claims whose signature verified. */
+type CallerOf = (claims: unknown) => ProvenCaller | null;
+
+async function verified<T>(fn: () => Promise<T>, callerOf: CallerOf): Promise<T> {
   try {
     return await fn();
   } catch (err) {
     // The Access key set could not be fetched: not the caller's fault, and not a 500 either.
     if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) throw new ApiError(503, "unavailable", "the Access signing keys could not be fetched; try again");
-    if (err instanceof errors.JOSEError || err instanceof TokenRejected) throw new TokenRejected(reason(err));
+    if (err instanceof TokenRejected) throw err;
+    // jwtVerify checks the claims only once the signature has verified.
+    const claimsRefused = err instanceof errors.JWTExpired || err instanceof errors.JWTClaimValidationFailed;
+    if (err instanceof errors.JOSEError) throw new TokenRejected(reason(err), claimsRefused ? callerOf(err.payload) : null);
     throw err;
   }
+}
+
+/** The lifetime check after jose's (`exp` bounded, `iat` not in the future), or `TokenRejected`. */
+function checkLifetime(claims: { exp?: unknown; iat?: unknown }, caller: ProvenCaller | null): void {
+  const problem = tokenLifetimeProblem(claims, Math.floor(Date.now() / 1000), CLOCK_TOLERANCE_S);
+  if (problem) throw new TokenRejected(problem, caller);
 }
 
 export interface JwtConfig {
@@ -44,6 +74,11 @@ export interface JwtConfig {
   issuer?: string;
   audience?: string;
 }
+
+const bearerCaller: CallerOf = (claims) => {
+  const sub = jwtClaims.shape.sub.safeParse((claims as { sub?: unknown } | null)?.sub);
+  return sub.success ? { kind: "jwt", id: jwtPrincipalId(sub.data) } : null;
+};
 
 /** An HS256 bearer token → principal, or `TokenRejected`. */
 export function verifyBearerJwt(token: string, config: JwtConfig): Promise<Principal> {
@@ -55,12 +90,16 @@ export function verifyBearerJwt(token: string, config: JwtConfig): Promise<Princ
       ...(config.issuer ? { issuer: config.issuer } : {}),
       ...(config.audience ? { audience: config.audience } : {}),
     });
+    checkLifetime(payload, bearerCaller(payload));
     const claims = jwtClaims.safeParse(payload);
-    if (!claims.success) throw new TokenRejected(`the token's claims are not valid: ${claims.error.issues.map((i) => `${i.path.join(".") || "claims"}: ${i.message}`).join("; ")}`);
-    const principal: Principal = { kind: "jwt", id: claims.data.sub, role: claims.data.role };
+    if (!claims.success) {
+      const problems = claims.error.issues.map((i) => `${i.path.join(".") || "claims"}: ${i.message}`).join("; ");
+      throw new TokenRejected(`the token's claims are not valid: ${problems}`, bearerCaller(payload));
+    }
+    const principal: Principal = { kind: "jwt", id: jwtPrincipalId(claims.data.sub), role: claims.data.role };
     if (claims.data.ns) principal.namespaces = claims.data.ns;
     return principal;
-  });
+  }, bearerCaller);
 }
 
 export interface AccessConfig {
@@ -85,6 +124,12 @@ export function accessRole(value: string | undefined): Role {
   return parsed.success ? parsed.data : "write";
 }
 
+const accessCaller: CallerOf = (claims) => {
+  const parsed = accessClaims.safeParse(claims);
+  const id = parsed.success ? accessPrincipalId(parsed.data) : null;
+  return id ? { kind: "access", id } : null;
+};
+
 /** A `Cf-Access-Jwt-Assertion` token → principal, or `TokenRejected`. */
 export function verifyAccessJwt(token: string, config: AccessConfig): Promise<Principal> {
   return verified(async () => {
@@ -95,9 +140,9 @@ export function verifyAccessJwt(token: string, config: AccessConfig): Promise<Pr
       requiredClaims: ["exp"],
       clockTolerance: CLOCK_TOLERANCE_S,
     });
-    const claims = accessClaims.safeParse(payload);
-    const id = claims.success ? accessPrincipalId(claims.data) : null;
-    if (!id) throw new TokenRejected("the Access token names no user (email, common_name or sub)");
-    return { kind: "access", id, role: config.role };
-  });
+    const caller = accessCaller(payload);
+    if (!caller) throw new TokenRejected("the Access token names no user (email, common_name or sub)");
+    checkLifetime(payload, caller);
+    return { ...caller, role: config.role };
+  }, accessCaller);
 }

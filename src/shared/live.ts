@@ -104,14 +104,18 @@ export type ClientMessage = z.infer<typeof clientMessageSchema>;
 
 export type FrameFormat = "json" | "msgpack";
 
-/** The query of a connection URL: `format=json|msgpack` and `since=<seq>`. */
-export const connectQuery = z.object({
+/**
+ * The query of a connection URL: `format=json|msgpack` and `since=<seq>`; `_pk` is the connection
+ * id partysocket adds. Anything else is refused, as the REST routes refuse unknown parameters.
+ */
+export const connectQuery = z.strictObject({
   format: z.enum(["json", "msgpack"]).default("json"),
   since: z
     .string()
     .regex(/^\d{1,15}$/, "since is a sequence number (a whole number ≥ 0)")
     .transform(Number)
     .optional(),
+  _pk: z.string().max(128).optional(),
 });
 
 export function encodeFrame(frame: ServerFrame, format: FrameFormat): string | Uint8Array {

@@ -38,14 +38,15 @@ export interface AuditTarget {
 export function audited(action: string, targetOf?: (c: Context<AppEnv>) => AuditTarget): MiddlewareHandler<AppEnv> {
   return createMiddleware<AppEnv>(async (c, next) => {
     await next();
-    const principal = c.get("principal") ?? null;
+    // A refused credential that proved itself is still its holder's action (a revoked key in use).
+    const actor = c.get("principal") ?? c.get("refusedCaller") ?? null;
     const found = targetOf?.(c) ?? {};
     const ns = namespaceName.safeParse(found.namespace);
     const target = c.get("auditTarget") ?? found.target ?? null;
     const record: AuditRecord = {
       at: Date.now(),
-      actorKind: principal?.kind ?? "anonymous",
-      actorId: principal?.id ?? null,
+      actorKind: actor?.kind ?? "anonymous",
+      actorId: actor?.id ?? null,
       action,
       namespace: ns.success ? ns.data : null,
       target: target === null ? null : target.slice(0, LIMITS.maxPathLength),

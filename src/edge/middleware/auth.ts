@@ -37,6 +37,17 @@ function unauthorized(c: Context<AppEnv>, message: string, invalidToken: boolean
   return new ApiError(401, "unauthorized", message, details);
 }
 
+function refusedKeyReason(details: unknown): boolean {
+  const reason = (details as { reason?: unknown } | undefined)?.reason;
+  return reason === "revoked" || reason === "expired";
+}
+
+/** A refused token: 401, and when its signature verified, the audit log names its subject. */
+function rejected(c: Context<AppEnv>, err: TokenRejected, message: string): ApiError {
+  if (err.caller) c.set("refusedCaller", err.caller);
+  return unauthorized(c, message, true);
+}
+
 // Access signing keys, fetched from the team's JWKS and cached per isolate (jose refreshes them
 // when a token names a key it has not seen, so Access's key rotation needs nothing here).
 const accessKeySets = new Map<string, JWTVerifyGetKey>();
@@ -68,7 +79,11 @@ async function resolve(c: Context<AppEnv>): Promise<Principal | null> {
       try {
         key = unwrap(await keyStore(env).authenticate(keyId, await sha256Hex(token)));
       } catch (err) {
-        if (err instanceof ApiError && err.status === 401) throw unauthorized(c, err.message, true, err.details);
+        if (err instanceof ApiError && err.status === 401) {
+          // The store names the reason only once the secret matched: then the refusal is the key's.
+          if (refusedKeyReason(err.details)) c.set("refusedCaller", { kind: "api-key", id: keyId });
+          throw unauthorized(c, err.message, true, err.details);
+        }
         throw err;
       }
       const principal: Principal = { kind: "api-key", id: key.id, role: key.role };
@@ -80,7 +95,7 @@ async function resolve(c: Context<AppEnv>): Promise<Principal | null> {
       try {
         return await verifyBearerJwt(token, { secret: env.JWT_SECRET, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE });
       } catch (err) {
-        if (err instanceof TokenRejected) throw unauthorized(c, err.message, true);
+        if (err instanceof TokenRejected) throw rejected(c, err, err.message);
         throw err;
       }
     }
@@ -92,7 +107,7 @@ async function resolve(c: Context<AppEnv>): Promise<Principal | null> {
     try {
       return await verifyAccessJwt(assertion, { issuer, audience: env.ACCESS_AUD, keys: accessKeys(issuer), role: accessRole(env.ACCESS_ROLE) });
     } catch (err) {
-      if (err instanceof TokenRejected) throw unauthorized(c, `Cloudflare Access: ${err.message}`, true);
+      if (err instanceof TokenRejected) throw rejected(c, err, `Cloudflare Access: ${err.message}`);
       throw err;
     }
   }
