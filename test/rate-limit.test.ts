@@ -7,6 +7,7 @@ import { abortAllDurableObjects, createExecutionContext, evictDurableObject, run
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../src/edge/app.ts";
+import { routeLive } from "../src/edge/live.ts";
 import type { RateLimitBinding } from "../src/edge/middleware/rateLimit.ts";
 import type { RateLimiter } from "../src/objects/RateLimiter.ts";
 import { parseServiceConfig } from "../src/shared/config.ts";
@@ -234,6 +235,29 @@ describe("rate limit middleware", () => {
     expect(refused.status).toBe(429);
     expect((await json(refused)).error.details.layer).toBe("key");
     expect((await appFetch(withKey("192.0.2.12", "key-b"), vars)).status).toBe(200);
+  });
+
+  it("spends nothing of the shared buckets for a client over its own limit: one client cannot starve the others", async () => {
+    const vars = { ...LOOSE, RATE_LIMIT_IP: "3/60", RATE_LIMIT_GLOBAL: "10/60" };
+    // 30 requests from one address: 3 pass, 27 are refused by its own layer…
+    const statuses = await Promise.all(Array.from({ length: 30 }, () => appFetch(from("198.51.100.7"), vars).then((r) => r.status)));
+    expect(statuses.filter((s) => s === 200)).toHaveLength(3);
+    // …and the 7 global tokens left still serve 7 other clients.
+    for (let i = 0; i < 7; i++) expect((await appFetch(from(`198.51.100.${20 + i}`), vars)).status, `client ${i}`).toBe(200);
+    const eighth = await appFetch(from("198.51.100.40"), vars);
+    expect(eighth.status).toBe(429);
+    expect((await json(eighth)).error.details.layer).toBe("global");
+  });
+
+  it("limits WebSocket connects to the live rooms per IP too, before looking the namespace up", async () => {
+    const vars = { ...LOOSE, RATE_LIMIT_IP: "2/60" };
+    const connect = () =>
+      routeLive(from("198.51.100.99", "/parties/live-room/ns:no-such-namespace", { headers: { "cf-connecting-ip": "198.51.100.99", upgrade: "websocket" } }), { ...env, ...vars } as Env);
+    for (let i = 0; i < 2; i++) expect((await connect())!.status).toBe(404);
+    const refused = (await connect())!;
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toMatch(/^\d+$/);
+    expect((await json(refused)).error.code).toBe("rate_limited");
   });
 
   it("limits a route class for all callers together, leaving other classes alone", async () => {

@@ -12,11 +12,22 @@ import { ApiError } from "../shared/errors.ts";
 import { connectQuery, LIVE_PARTY, parseRoomName } from "../shared/live.ts";
 import { zodIssues } from "../shared/schemas.ts";
 import { requireNamespace } from "./registry.ts";
+import { rateVerdict, type RateVerdict } from "./middleware/rateLimit.ts";
+import { serviceConfig } from "./config.ts";
 
 type Refuse = (err: ApiError, headers?: Record<string, string>) => Response;
 
 async function admit(request: Request, lobby: Lobby<Cloudflare.Env>, env: Env, refuse: Refuse): Promise<Response | void> {
   if (lobby.className !== "LIVE_ROOM") return refuse(new ApiError(404, "not_found", `no route for ${new URL(request.url).pathname}`));
+  // Connects are limited like API reads (per IP, then the shared buckets), before any lookup.
+  let verdict: RateVerdict;
+  try {
+    verdict = await rateVerdict(env, { method: "GET", path: new URL(request.url).pathname, headers: request.headers }, serviceConfig(env).rateLimits);
+  } catch (err) {
+    if (err instanceof ApiError) return refuse(err);
+    throw err;
+  }
+  if (verdict.refused) return refuse(verdict.refused, verdict.headers);
   const room = parseRoomName(lobby.name);
   // The router reads one segment; `module:ns:a/b.nix` must not silently become the room of `a`.
   const segments = new URL(request.url).pathname.split("/").filter(Boolean);

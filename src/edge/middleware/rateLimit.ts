@@ -1,11 +1,11 @@
 /**
  * Rate limiting at the edge, in layers: per client IP (`CF-Connecting-IP`; IPv6 by /64), per bearer credential
  * when one is sent, per route class (search / read / write / admin, shared by all callers) and
- * global. Every layer is one bucket: at most one `RateLimiter` object round trip, all layers in
- * parallel, or a Workers Rate Limiting binding when one is bound for that layer (`RATE_LIMITER_<LAYER>`).
+ * global. Every layer is one bucket: at most one `RateLimiter` object round trip, asked in stages
+ * (see `STAGES`), or a Workers Rate Limiting binding when one is bound for that layer (`RATE_LIMITER_<LAYER>`).
  * Far from its limit a bucket leases this isolate 1% of its limit for up to a second, spent here
  * without round trips; near the limit every request asks the object, so decisions there are exact.
- * A request refused by one layer has still used a token of the layers that allowed it.
+ * A request refused by one layer has used a token of the layers of earlier stages only.
  *
  * Every API response carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` of the
  * most restrictive layer (IETF httpapi ratelimit-headers draft); a refused request gets 429 with
@@ -68,14 +68,21 @@ const clientHeaders = z.object({
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
-async function layersFor(c: Context<AppEnv>, cfg: RateLimitConfig): Promise<Layer[]> {
-  const headers = parseOr400(clientHeaders, { "cf-connecting-ip": c.req.header("cf-connecting-ip"), authorization: c.req.header("authorization") }, "header");
-  const cls = routeClass(c.req.method, c.req.path);
+/** What the limiter reads of a request. */
+interface ClientRequest {
+  method: string;
+  path: string;
+  headers: Headers;
+}
+
+async function layersFor(env: Env, req: ClientRequest, cfg: RateLimitConfig): Promise<Layer[]> {
+  const headers = parseOr400(clientHeaders, { "cf-connecting-ip": req.headers.get("cf-connecting-ip") ?? undefined, authorization: req.headers.get("authorization") ?? undefined }, "header");
+  const cls = routeClass(req.method, req.path);
   const bearer = headers.authorization ? BEARER.exec(headers.authorization)?.[1] : undefined;
   const [ipHash, keyHash] = await Promise.all([shortHash(clientAddressKey(headers["cf-connecting-ip"] ?? "local")), bearer ? shortHash(bearer) : undefined]);
   const layers: Layer[] = [];
   const add = (name: LayerName, bindingName: string, bucket: string, rule: RateRule | null) => {
-    if (rule) layers.push({ name, bucket, rule, binding: bindingFor(c.env, bindingName) });
+    if (rule) layers.push({ name, bucket, rule, binding: bindingFor(env, bindingName) });
   };
   add("ip", "ip", `ip:${ipHash}`, cfg.ip);
   if (keyHash) add("key", "key", `key:${keyHash}`, cfg.key);
@@ -118,7 +125,10 @@ async function take(env: Env, layer: Layer): Promise<RateDecision> {
   if (grant.leased > 0) {
     // Keep the map small in a long-lived isolate that has seen many clients.
     if (leases.size >= 10_000) for (const [k, l] of leases) if (l.expiresAt <= now) leases.delete(k);
-    leases.set(key, { tokens: grant.leased, expiresAt: now + LEASE_MS, grant });
+    // Concurrent misses each bring a lease: add them up, so no granted token is dropped.
+    const held = leases.get(key);
+    if (held && held.expiresAt > now) leases.set(key, { tokens: held.tokens + grant.leased, expiresAt: Math.min(held.expiresAt, now + LEASE_MS), grant });
+    else leases.set(key, { tokens: grant.leased, expiresAt: now + LEASE_MS, grant });
   }
   const { leased, ...figures } = grant;
   return { ...figures, remaining: figures.remaining + leased };
@@ -141,27 +151,64 @@ async function check(env: Env, layer: Layer): Promise<LayerDecision | null> {
   }
 }
 
-export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
-  const layers = await layersFor(c, c.get("config").rateLimits);
-  const decisions = (await Promise.all(layers.map((l) => check(c.env, l)))).filter((d): d is LayerDecision => d !== null);
+/**
+ * Layers are asked in stages, each only when the ones before allowed the request: the client's own
+ * IP first, then its credential, then the buckets every caller shares (route class and global,
+ * together). So a client over its own limit spends nothing of the shared buckets (one client
+ * cannot starve the others), and junk credentials cost a bucket each only within the IP's limit.
+ */
+const STAGES: readonly (readonly LayerName[])[] = [["ip"], ["key"], ["route", "global"]];
+
+async function decide(env: Env, layers: readonly Layer[]): Promise<LayerDecision[]> {
+  const decisions: LayerDecision[] = [];
+  for (const stage of STAGES) {
+    const asked = layers.filter((l) => stage.includes(l.name));
+    if (!asked.length) continue;
+    const answers = (await Promise.all(asked.map((l) => check(env, l)))).filter((d): d is LayerDecision => d !== null);
+    decisions.push(...answers);
+    if (answers.some((d) => !d.allowed)) break;
+  }
+  return decisions;
+}
+
+/** The limiter's verdict on a request: the figures to report, and the 429 when it is refused. */
+export interface RateVerdict {
+  headers: Record<string, string>;
+  refused: ApiError | null;
+}
+
+/**
+ * Ask the layers for `req` (API requests, and WebSocket connects to the live rooms, which count as
+ * reads): the most restrictive layer's `RateLimit-*` headers, and a 429 with `Retry-After` when
+ * a layer refuses.
+ */
+export async function rateVerdict(env: Env, req: ClientRequest, cfg: RateLimitConfig): Promise<RateVerdict> {
+  const decisions = await decide(env, await layersFor(env, req, cfg));
   const shown = mostRestrictive(decisions.filter((d) => d.hasFigures));
-  const setHeaders = () => {
-    if (!shown) return;
-    c.header("RateLimit-Limit", String(shown.limit));
-    c.header("RateLimit-Remaining", String(shown.remaining));
-    c.header("RateLimit-Reset", String(shown.resetSeconds));
+  if (!shown) return { headers: {}, refused: null };
+  const headers: Record<string, string> = {
+    "RateLimit-Limit": String(shown.limit),
+    "RateLimit-Remaining": String(shown.remaining),
+    "RateLimit-Reset": String(shown.resetSeconds),
   };
-  if (shown && !shown.allowed) {
+  if (shown.allowed) return { headers, refused: null };
+  headers["Retry-After"] = String(shown.retryAfterSeconds);
+  const refused = new ApiError(429, "rate_limited", `too many requests (${shown.layer} limit: ${shown.limit}); retry after ${shown.retryAfterSeconds} s`, {
+    layer: shown.layer,
+    limit: shown.limit,
+    retryAfterSeconds: shown.retryAfterSeconds,
+  });
+  return { headers, refused };
+}
+
+export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
+  const verdict = await rateVerdict(c.env, { method: c.req.method, path: c.req.path, headers: c.req.raw.headers }, c.get("config").rateLimits);
+  const setHeaders = () => {
+    for (const [name, value] of Object.entries(verdict.headers)) c.header(name, value);
+  };
+  if (verdict.refused) {
     setHeaders();
-    c.header("Retry-After", String(shown.retryAfterSeconds));
-    return errorResponse(
-      c,
-      new ApiError(429, "rate_limited", `too many requests (${shown.layer} limit: ${shown.limit}); retry after ${shown.retryAfterSeconds} s`, {
-        layer: shown.layer,
-        limit: shown.limit,
-        retryAfterSeconds: shown.retryAfterSeconds,
-      }),
-    );
+    return errorResponse(c, verdict.refused);
   }
   await next();
   setHeaders();
