@@ -275,14 +275,18 @@ export class SearchCoordinator extends DurableObject<Env> {
     const rewriter = this.#rewriter();
     const rewriting = rewriter && wantsRewrite(query.raw) ? this.#rewrites(rewriter, query.raw) : null;
     const side: { vectors: SearchResponse["vectors"] } = { vectors: nearestSoon ? "unused" : "local" };
+    // The shards' own order is one ranking, so any page can be cut from the top `window + 1`. A
+    // boost or a fusion re-ranks, and would re-rank a different prefix for every page (repeats and
+    // gaps): those are computed over one fixed depth, the most any page can reach.
+    const depth = req.boost || rewriting ? LIMITS.maxSearchDepth + 1 : window + 1;
     const ask = async (q: string): Promise<ShardAnswer[]> => {
-      const first = await Promise.all(chosen.map((ns) => this.#askShard(ns, q, window + 1, budget, nearestSoon ? "deferred" : undefined)));
+      const first = await Promise.all(chosen.map((ns) => this.#askShard(ns, q, depth, budget, nearestSoon ? "deferred" : undefined)));
       if (!nearestSoon || !first.some((r) => r.result?.needsVectors)) return first;
       const nearest = await nearestSoon;
       side.vectors = nearest.status;
       if (nearest.status !== "ok") return first;
       return Promise.all(
-        first.map((r) => (r.result?.needsVectors ? this.#askShard(r.namespace, q, window + 1, budget, nearest.byNamespace.get(r.namespace) ?? {}) : r)),
+        first.map((r) => (r.result?.needsVectors ? this.#askShard(r.namespace, q, depth, budget, nearest.byNamespace.get(r.namespace) ?? {}) : r)),
       );
     };
     const results = await ask(query.raw);
