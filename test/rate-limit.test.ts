@@ -123,6 +123,20 @@ describe("configuration (wrangler.jsonc vars)", () => {
     expect(message).toContain('"600/60"');
   });
 
+  it("checks every other var's form too: no silent fallback (an ACCESS_ROLE of `Read` is not `write`)", () => {
+    for (const [name, value, message] of [
+      ["ACCESS_ROLE", "Read", /ACCESS_ROLE/],
+      ["PREVIEW_TTL_HOURS", "abc", /PREVIEW_TTL_HOURS: expected a positive number/],
+      ["TELEMETRY_AGE_OUT_DAYS", "-5", /TELEMETRY_AGE_OUT_DAYS/],
+      ["AUDIT_RETENTION_DAYS", "forever", /AUDIT_RETENTION_DAYS/],
+      ["SEARCH_SHARD_TIMEOUT_MS", "fast", /SEARCH_SHARD_TIMEOUT_MS/],
+      ["QUERY_REWRITE", "yes", /QUERY_REWRITE/],
+    ] as const) {
+      expect(() => parseServiceConfig({ ...VARS, [name]: value }), name).toThrow(message);
+    }
+    expect(() => parseServiceConfig({ ...VARS, PREVIEW_TTL_HOURS: "0.5", ACCESS_ROLE: "read", QUERY_REWRITE: "off" })).not.toThrow();
+  });
+
   it("answers 503 without details when a var is invalid, and logs which", async () => {
     const res = await appFetch(new Request("http://nixdocs.test/api/v1/health"), { RATE_LIMIT_IP: "lots" });
     expect(res.status).toBe(503);

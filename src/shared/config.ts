@@ -1,10 +1,12 @@
 /**
  * The service's settings from `wrangler.jsonc` vars, validated with zod: rate limits, CORS
- * origins, body and string limits. The Worker parses them once per environment (src/edge/config.ts)
- * and `npm start` checks them before it starts wrangler, so a typo is named plainly instead of
- * surfacing as odd behaviour.
+ * origins, body and string limits, and every other var's form (time budgets, TTLs, roles). The
+ * Worker checks them when it starts (src/edge/index.ts: a bad var stops `wrangler dev` and
+ * `wrangler deploy` naming it) and parses them once per environment (src/edge/config.ts), so a
+ * typo is named plainly instead of surfacing as odd behaviour.
  * @module
  */
+import { ROLES } from "./auth.ts";
 import { LIMITS } from "./limits.ts";
 import { rateRuleText, type RateLimitConfig } from "./rateLimit.ts";
 import { z } from "./zod.ts";
@@ -35,7 +37,24 @@ const corsOrigins = z
     return list;
   });
 
+/** A positive decimal number as text (fractions allowed: `PREVIEW_TTL_HOURS=0.5`). */
+const positiveNumber = z
+  .string()
+  .trim()
+  .regex(/^\d{1,9}(\.\d{1,6})?$/, "expected a positive number such as 72 or 0.5")
+  .refine((t) => Number(t) > 0, "expected a number above 0")
+  .optional();
+
 export const serviceVars = z.object({
+  // Read where they are used; checked here so a typo stops the start instead of silently
+  // falling back (an `ACCESS_ROLE` of `Read` must not quietly grant `write`).
+  SEARCH_SHARD_TIMEOUT_MS: positiveInt(2000),
+  QUERY_REWRITE: z.enum(["on", "off"]).optional(),
+  QUERY_REWRITE_TIMEOUT_MS: positiveInt(800),
+  PREVIEW_TTL_HOURS: positiveNumber,
+  TELEMETRY_AGE_OUT_DAYS: positiveNumber,
+  AUDIT_RETENTION_DAYS: positiveInt(365),
+  ACCESS_ROLE: z.enum(ROLES).optional(),
   MAX_BODY_BYTES: positiveInt(LIMITS.maxBodyBytes),
   MAX_JSON_STRING_CHARS: positiveInt(LIMITS.maxJsonStringChars),
   CORS_ORIGINS: corsOrigins,
@@ -61,7 +80,7 @@ export function parseServiceConfig(vars: Record<string, unknown>): ServiceConfig
   const parsed = serviceVars.safeParse(vars);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.code === "invalid_type" ? "missing or not a string (set it in wrangler.jsonc vars)" : i.message}`);
-    throw new Error(`invalid configuration in wrangler.jsonc vars: ${lines.join("; ")}`);
+    throw new Error(`invalid configuration (wrangler.jsonc vars, or their overrides in .dev.vars): ${lines.join("; ")}`);
   }
   const v = parsed.data;
   return {
