@@ -119,6 +119,7 @@ describe("counts", () => {
     // Every report twice (a retried POST), in an order that puts some older reports after newer ones.
     const sent = shuffled([...reports, ...reports], 5);
     const latest = new Map<string, number>();
+    const applied = new Map<string, number>(); // host → reports applied (stale ones are not counted)
     const seenToday = new Map<string, Set<string>>(); // module → hosts whose applied reports named it
     for (const r of sent) {
       const outcome = await reportLater(r);
@@ -126,6 +127,7 @@ describe("counts", () => {
       expect(outcome.applied, `report ${r.host.slice(0, 6)}@${r.reportedAt - t}`).toBe(newer);
       if (newer) {
         latest.set(r.host, r.reportedAt);
+        applied.set(r.host, (applied.get(r.host) ?? 0) + 1);
         for (const m of r.modules) seenToday.set(m, (seenToday.get(m) ?? new Set()).add(r.host));
       }
     }
@@ -148,7 +150,8 @@ describe("counts", () => {
     expect((await usage(SOPS)).hosts).toBe(2);
 
     const state = await (await hostStub(c!)).state();
-    expect(state).toMatchObject({ reportCount: 6, reportedAt: t + 4, environment: "dev", modules: [{ namespace: "agenix", path: "modules/age.nix" }, { namespace: "sops-nix", path: "modules/sops" }], pendingDeltas: 0 });
+    expect(applied.get(c!)).toBeLessThan(6); // the shuffle sent some of c's reports stale
+    expect(state).toMatchObject({ reportCount: applied.get(c!), reportedAt: t + 4, environment: "dev", modules: [{ namespace: "agenix", path: "modules/age.nix" }, { namespace: "sops-nix", path: "modules/sops" }], pendingDeltas: 0 });
 
     const top = await json(await api("/api/v1/stats/usage?limit=3"));
     expect(top.items.map((i: any) => [`${i.namespace}:${i.module}`, i.hosts])).toEqual([[AGE, 3], [SOPS, 2], [SOPS_TEMPLATES, 1]]);
@@ -239,6 +242,57 @@ describe("counts", () => {
   });
 });
 
+describe("report order", () => {
+  it("refuses a reportedAt more than 5 minutes ahead of the server clock, so one bad clock cannot lock its host out", async () => {
+    const host = await hostOf("skew.example.org");
+    const now = Math.floor(Date.now() / 1000);
+    const report = { host, environment: "production", system: "x86_64-linux", modules: [AGE] };
+    for (const ahead of [23 * 3600, 301 + 5]) {
+      const res = await postReport({ ...report, reportedAt: now + ahead });
+      expect(res.status, `now + ${ahead} s`).toBe(400);
+      const issue = (await json(res)).error.details.issues.find((i: { path: unknown[] }) => i.path[1] === "reportedAt");
+      expect(issue.message).toContain("at most 5 minutes (300 s) ahead of the server clock");
+    }
+    expect(await (await hostStub(host)).state()).toBeNull();
+    // A little skew is fine, and the host's true reports after it are applied once its clock passes it.
+    expect((await json(await postReport({ ...report, reportedAt: now + 240 }))).applied).toBe(true);
+    expect((await reportLater({ ...report, reportedAt: now + 241 })).applied).toBe(true);
+  });
+
+  it("acknowledges a stale report (not newer than the latest) with applied: false and changes nothing at all", async () => {
+    const host = await hostOf("stale.example.org");
+    const t = Math.floor(Date.now() / 1000);
+    await reportLater({ host, environment: "production", system: "x86_64-linux", reportedAt: t, modules: [AGE] });
+    await timePasses(host, 61_000);
+    const before = await (await hostStub(host)).state();
+    const counts = await usageSnapshot(ALL);
+    for (const reportedAt of [t, t - 60]) {
+      const outcome = await json(await postReport({ host, environment: "staging", system: "x86_64-linux", reportedAt, modules: [SOPS] }));
+      expect(outcome).toMatchObject({ applied: false, reason: "stale", reportCount: before!.reportCount, lastSeen: before!.lastSeen });
+      // Not even last seen or the report count move (they would delay the host's age-out).
+      expect(await (await hostStub(host)).state()).toEqual(before);
+      expect(await usageSnapshot(ALL)).toEqual(counts);
+    }
+  });
+
+  it("counts a host once per UTC day in the daily series, also when it ages out and reports again that day", async () => {
+    const host = await hostOf("sameday.example.org");
+    const t = Math.floor(Date.now() / 1000);
+    const dailyToday = async () => (await usage(SOPS_TEMPLATES)).daily.at(-1)!.hosts;
+    const before = await dailyToday();
+    await reportLater({ host, environment: "production", system: "x86_64-linux", reportedAt: t, modules: [SOPS_TEMPLATES] });
+    expect(await dailyToday(), "first report").toBe(before + 1);
+    // Aged out by its alarm (its clocks moved back), it reports again on the same UTC day.
+    await runInDurableObject(await hostStub(host), (_instance, state) => {
+      state.storage.sql.exec("UPDATE host SET last_seen = last_seen - ?", 31 * DAY_MS);
+    });
+    expect(await runDurableObjectAlarm(await hostStub(host))).toBe(true);
+    expect((await (await hostStub(host)).state())!.agedOutAt).toBeTypeOf("number");
+    await reportLater({ host, environment: "production", system: "x86_64-linux", reportedAt: t + 60, modules: [SOPS_TEMPLATES] });
+    expect(await dailyToday(), "after age-out").toBe(before + 1);
+  });
+});
+
 describe("rate limit", () => {
   it("answers a second report within a minute with 429, Retry-After and the error envelope, changing nothing", async () => {
     const host = await hostOf("golf.example.org");
@@ -250,7 +304,7 @@ describe("rate limit", () => {
     const retryAfter = Number(res.headers.get("retry-after"));
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(60);
-    expect(await json(res)).toMatchObject({ error: { code: "rate_limited", details: { retryAfter } } });
+    expect(await json(res)).toMatchObject({ error: { code: "rate_limited", details: { retryAfterSeconds: retryAfter } } });
     expect(await usageSnapshot(ALL)).toEqual(before);
     expect(await (await hostStub(host)).state()).toMatchObject({ reportCount: 1, reportedAt: t });
     // A minute later the same report is accepted.
@@ -308,6 +362,14 @@ describe("privacy", () => {
       return { authorization: `Bearer ${(await json(res)).key}` };
     };
     const telemetryKey = await key({ name: "fleet telemetry", role: "telemetry" });
+    // A telemetry key limited to namespaces could never report (a report names any namespace's modules).
+    const scopedTelemetry = await api("/api/v1/admin/keys", {
+      method: "POST",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ name: "agenix fleet", role: "telemetry", namespaces: ["agenix"] }),
+    });
+    expect(scopedTelemetry.status).toBe(400);
+    expect(JSON.stringify(await json(scopedTelemetry))).toContain("telemetry keys cannot be limited to namespaces");
     const readKey = await key({ name: "reader", role: "read" });
     const scopedWrite = await key({ name: "agenix ci", role: "write", namespaces: ["agenix"] });
     const host = await hostOf("november.example.org");
@@ -360,7 +422,11 @@ describe("bad reports", () => {
     }
     expect((await postReport("{not json")).status).toBe(400);
     expect((await api("/api/v1/telemetry", { method: "POST", headers: ADMIN, body: JSON.stringify(good) })).status).toBe(415);
-    expect((await postReport("x".repeat(1024 * 1024 + 1))).status).toBe(413);
+    const tooLarge = await postReport("x".repeat(1024 * 1024 + 1));
+    expect(tooLarge.status).toBe(413);
+    const { message } = (await json(tooLarge)).error;
+    expect(message).toContain("a report lists at most 2000 modules");
+    expect(message).not.toContain("ingest");
     expect(await (await hostStub(host)).state()).toBeNull();
     expect(await usageSnapshot(ALL)).toEqual(before);
   });
