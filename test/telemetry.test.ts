@@ -234,10 +234,10 @@ describe("counts", () => {
     const aggregate = env.USAGE_AGGREGATE.get(env.USAGE_AGGREGATE.idFromName("srvos"));
     const before = (await usage(PROMETHEUS)).hosts;
     const delta = { version: 1, changes: [{ module: "nixos/roles/prometheus", environment: "production", delta: 1 as const }] };
-    expect(await aggregate.applyDeltas(hash, [delta])).toBe(1);
-    expect(await aggregate.applyDeltas(hash, [delta])).toBe(0);
+    expect(await aggregate.applyDeltas("srvos", hash, [delta])).toBe(1);
+    expect(await aggregate.applyDeltas("srvos", hash, [delta])).toBe(0);
     // A batch holding the old version and a new one applies only the new one.
-    expect(await aggregate.applyDeltas(hash, [delta, { version: 2, changes: [{ ...delta.changes[0]!, delta: -1 as const }] }])).toBe(1);
+    expect(await aggregate.applyDeltas("srvos", hash, [delta, { version: 2, changes: [{ ...delta.changes[0]!, delta: -1 as const }] }])).toBe(1);
     expect((await usage(PROMETHEUS)).hosts).toBe(before);
   });
 });
@@ -290,6 +290,29 @@ describe("report order", () => {
     expect((await (await hostStub(host)).state())!.agedOutAt).toBeTypeOf("number");
     await reportLater({ host, environment: "production", system: "x86_64-linux", reportedAt: t + 60, modules: [SOPS_TEMPLATES] });
     expect(await dailyToday(), "after age-out").toBe(before + 1);
+  });
+});
+
+describe("modules a namespace does not have", () => {
+  const JUNK = "agenix:modules/does/not/exist.nix";
+
+  it("are never shown by usage reads, however many hosts report them", async () => {
+    const hosts = await Promise.all(Array.from({ length: 5 }, (_, i) => hostOf(`junk-${i}.example.org`)));
+    const t = Math.floor(Date.now() / 1000);
+    for (const host of hosts) await reportLater({ host, environment: "production", system: "x86_64-linux", reportedAt: t, modules: [JUNK, AGE] });
+    // They are counted (the module may appear later) ...
+    expect((await (await hostStub(hosts[0]!)).state())!.modules).toContainEqual({ namespace: "agenix", path: "modules/does/not/exist.nix" });
+    // ... but neither the top list nor the module's usage shows them.
+    for (const query of ["", "?namespace=agenix", "?limit=1", "?namespace=agenix&limit=1"]) {
+      const top = await json(await api(`/api/v1/stats/usage${query}`));
+      expect(top.items.length, query).toBeGreaterThan(0);
+      expect(top.items.map((i: any) => `${i.namespace}:${i.module}`), query).not.toContain(JUNK);
+    }
+    expect((await json(await api("/api/v1/stats/usage?namespace=agenix&limit=1"))).items[0].module).toBe("modules/age.nix");
+    const res = await api("/api/v1/namespaces/agenix/modules/modules/does/not/exist.nix/usage");
+    expect(res.status).toBe(404);
+    expect((await json(res)).error.code).toBe("module_not_found");
+    expect((await api("/api/v1/namespaces/agenix/modules/modules/age.nix/usage")).status).toBe(200);
   });
 });
 

@@ -282,8 +282,16 @@ export class HostUsage extends DurableObject<Env> {
           const aggregate = this.env.USAGE_AGGREGATE.get(this.env.USAGE_AGGREGATE.idFromName(ns));
           for (let i = 0; i < deltas.length; i += DELIVERY_BATCH) {
             const batch = deltas.slice(i, i + DELIVERY_BATCH);
-            await aggregate.applyDeltas(row.host_hash, batch);
-            this.#sql.exec("DELETE FROM outbox WHERE namespace = ? AND version <= ?", ns, batch[batch.length - 1]!.version);
+            const applied = await aggregate.applyDeltas(ns, row.host_hash, batch);
+            this.ctx.storage.transactionSync(() => {
+              this.#sql.exec("DELETE FROM outbox WHERE namespace = ? AND version <= ?", ns, batch[batch.length - 1]!.version);
+              // The namespace is gone (a deleted preview): the host no longer counts as using its
+              // modules, so if it is made again the host's next report counts them afresh.
+              if (applied === null) {
+                this.#sql.exec("DELETE FROM host_modules WHERE namespace = ?", ns);
+                this.#sql.exec("DELETE FROM seen_today WHERE namespace = ?", ns);
+              }
+            });
           }
           return true;
         } catch (err) {
