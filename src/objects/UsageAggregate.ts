@@ -3,7 +3,9 @@
  * hosts now use each module of the namespace, by environment, and a daily series of distinct
  * hosts per module. It only ever receives deltas from `HostUsage` objects and applies each
  * (host, version) once: it keeps the last version applied per host, so a delivery retried after
- * a crash or overlapping with another changes nothing twice.
+ * a crash or overlapping with another changes nothing twice. When its namespace (a preview) is
+ * deleted, the coordinator wipes it, and deltas for a namespace the coordinator does not hold are
+ * dropped, so hosts cannot bring the counts back.
  * @module
  */
 import { DurableObject } from "cloudflare:workers";
