@@ -57,7 +57,7 @@ let
       key="$(tr -d '\n' <"$CREDENTIALS_DIRECTORY/api-key")"
       printf 'header = "Authorization: Bearer %s"\n' "$key" |
         curl --config - --fail-with-body --silent --show-error \
-          --retry 3 --retry-delay 60 --max-time 60 \
+          --retry 3 --retry-delay 60 --retry-connrefused --max-time 60 \
           -H 'Content-Type: application/json' --data-binary @"$body" \
           "''${NIXDOCS_URL%/}/api/v1/telemetry"
       echo
@@ -71,7 +71,20 @@ in
     url = mkOption {
       type = types.strMatching "https?://.+";
       example = "https://nixdocs.example.org";
-      description = "Base URL of the nixdocs service; reports go to `<url>/api/v1/telemetry`.";
+      description = ''
+        Base URL of the nixdocs service; reports go to `<url>/api/v1/telemetry`. It must be
+        `https://`: the API key travels as a bearer header with every report. An `http://` URL is
+        refused unless `allowInsecure` is set.
+      '';
+    };
+
+    allowInsecure = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Allow an `http://` URL. The API key is then sent in clear text; use it only for a service on
+        the same host or a trusted network.
+      '';
     };
 
     apiKeyFile = mkOption {
@@ -88,7 +101,12 @@ in
       type = types.str;
       default = "daily";
       example = "hourly";
-      description = "When to report: a systemd `OnCalendar` expression (the server takes one report per host per minute).";
+      description = ''
+        When to report: a systemd `OnCalendar` expression (the server takes one report per host per
+        minute). Each run is delayed by a random time of up to one hour (`RandomizedDelaySec`), so
+        the hosts of a fleet do not all report at the same moment; a run missed while the host was
+        off is made up at boot.
+      '';
     };
 
     environment = mkOption {
@@ -119,6 +137,13 @@ in
   };
 
   config = mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = lib.hasPrefix "https://" cfg.url || cfg.allowInsecure;
+        message = "services.nixdocs-reporter.url is ${cfg.url}: over http:// the API key would travel in clear text. Use https://, or set services.nixdocs-reporter.allowInsecure = true for a trusted network.";
+      }
+    ];
+
     systemd.services.nixdocs-reporter = {
       description = "Report the modules this host uses to nixdocs";
       wants = [ "network-online.target" ];
@@ -177,8 +202,8 @@ in
       wantedBy = [ "timers.target" ];
       timerConfig = {
         OnCalendar = cfg.interval;
-        # Spread the hosts of a fleet over the period, and catch up a run missed while off.
-        RandomizedDelaySec = "15min";
+        # Spread the hosts of a fleet (up to an hour; see `interval`), and catch up a run missed while off.
+        RandomizedDelaySec = "1h";
         Persistent = true;
       };
     };

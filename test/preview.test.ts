@@ -1,7 +1,7 @@
 /**
  * Preview namespaces (`preview-pr-<N>`): created by ingesting into them, listed apart, searched
- * only when named, and deleted entirely (shard storage and registry entry) by the coordinator's
- * alarm once `PREVIEW_TTL_HOURS` have passed since their last change.
+ * only when named, and deleted entirely (shard storage, usage counts and registry entry) by the
+ * coordinator's alarm once `PREVIEW_TTL_HOURS` have passed since their last change.
  */
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -9,13 +9,44 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { NamespaceShard } from "../src/objects/NamespaceShard/index.ts";
 import type { LiveRoom } from "../src/objects/LiveRoom.ts";
 import type { SearchCoordinator } from "../src/objects/SearchCoordinator.ts";
-import { api, dataFile, json, postBatch } from "./helpers.ts";
+import type { UsageAggregate } from "../src/objects/UsageAggregate.ts";
+import { keyedHostHash } from "../src/shared/telemetry.ts";
+import { ADMIN, api, dataFile, json, postBatch } from "./helpers.ts";
 import { isEvent, isReady, subscribe } from "./live-helpers.ts";
 
 const PREVIEW = "preview-pr-42";
 const coordinator = () => env.SEARCH_COORDINATOR.get(env.SEARCH_COORDINATOR.idFromName("global"));
 const shard = (ns: string) => env.NAMESPACE_SHARD.get(env.NAMESPACE_SHARD.idFromName(ns));
 const names = (items: { namespace: string }[]) => items.map((i) => i.namespace);
+
+// Usage telemetry of the preview: one host reporting one of its modules.
+const HOST = "ab".repeat(32); // a host's SHA-256 of its hostname
+const HASH_KEY = "test-telemetry-hash-key"; // vitest.config.ts binds it as TELEMETRY_HASH_KEY
+const MODULE = "modules/age.nix";
+const usagePath = `/api/v1/namespaces/${PREVIEW}/modules/${MODULE}/usage`;
+let reportedAt = Math.floor(Date.now() / 1000) - 3600;
+
+/** The host reports the preview's module, a minute after its previous report (its clock is moved back). */
+async function reportUsage(): Promise<{ applied: boolean; ignoredNamespaces: string[] }> {
+  const host = env.HOST_USAGE.get(env.HOST_USAGE.idFromName(await keyedHostHash(HASH_KEY, HOST)));
+  await runInDurableObject(host, (_h, state) => {
+    if (state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'host'").toArray().length) {
+      state.storage.sql.exec("UPDATE host SET last_accepted_at = last_accepted_at - 61000");
+    }
+  });
+  const body = { host: HOST, environment: "ci", system: "x86_64-linux", reportedAt: ++reportedAt, modules: [`${PREVIEW}:${MODULE}`, `agenix:${MODULE}`] };
+  const res = await api("/api/v1/telemetry", { method: "POST", headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify(body) });
+  expect(res.status, await res.clone().text()).toBe(200);
+  return json(res);
+}
+
+/** What the preview's UsageAggregate stores: nothing at all once the preview is deleted. */
+function aggregateRows(): Promise<number> {
+  const aggregate = env.USAGE_AGGREGATE.get(env.USAGE_AGGREGATE.idFromName(PREVIEW));
+  return runInDurableObject(aggregate, (_a: UsageAggregate, state) =>
+    ["module_hosts", "daily_hosts", "host_versions"].reduce((n, t) => n + state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${t}`).one().n, 0),
+  );
+}
 
 let agenix: Record<string, unknown>;
 
@@ -56,6 +87,11 @@ describe("preview namespaces", () => {
     await runDurableObjectAlarm(coordinator());
     expect((await api(`/api/v1/namespaces/${PREVIEW}`)).status).toBe(200);
 
+    // A host uses one of the preview's modules.
+    expect((await reportUsage()).ignoredNamespaces).toEqual([]);
+    expect((await json(await api(usagePath))).hosts).toBe(1);
+    expect((await json(await api(`/api/v1/stats/usage?namespace=${PREVIEW}`))).items).toMatchObject([{ module: MODULE, hosts: 1 }]);
+
     const live = await subscribe(`ns:${PREVIEW}`);
     const [ready] = (await live.waitFor(isReady)).filter(isReady);
     expect(ready.seq).toBeGreaterThan(0);
@@ -88,16 +124,33 @@ describe("preview namespaces", () => {
     // No other preview is pending: the coordinator has no alarm left.
     expect(await runInDurableObject(coordinator(), (_c: SearchCoordinator, state) => state.storage.getAlarm())).toBeNull();
 
-    // A subscriber arriving now learns that the namespace is gone (4404: do not retry).
-    const late = await subscribe(`ns:${PREVIEW}`).catch((err: Error) => err);
-    if (late instanceof Error) expect(late.message).toContain("404");
-    else {
-      expect((await late.closed()).code).toBe(4404);
-      expect(late.frames.map((f) => f.code)).toEqual(["namespace_not_found"]);
+    // Its usage is deleted with it: reads are 404s, and nothing is left in its UsageAggregate.
+    expect(await aggregateRows()).toBe(0);
+    for (const path of [usagePath, `/api/v1/stats/usage?namespace=${PREVIEW}`]) {
+      const res = await api(path);
+      expect(res.status, path).toBe(404);
+      expect((await json(res)).error.code, path).toBe("namespace_not_found");
     }
+    expect(names((await json(await api("/api/v1/stats/usage"))).items)).not.toContain(PREVIEW);
+    // A host naming it again is not counted, and deltas still on their way are dropped.
+    expect((await reportUsage()).ignoredNamespaces).toEqual([PREVIEW]);
+    const aggregate = env.USAGE_AGGREGATE.get(env.USAGE_AGGREGATE.idFromName(PREVIEW));
+    const late = { version: 99, changes: [{ module: MODULE, environment: "ci", delta: 1 as const }], seen: { day: new Date().toISOString().slice(0, 10), modules: [MODULE] } };
+    expect(await aggregate.applyDeltas(PREVIEW, "cd".repeat(32), [late])).toBeNull();
+    expect(await aggregateRows()).toBe(0);
 
-    // Posting to the name again starts a new preview from version 1.
+    // A subscriber arriving now is refused: the namespace is gone.
+    const refused = await subscribe(`ns:${PREVIEW}`).catch((err: Error) => err);
+    expect(refused).toBeInstanceOf(Error);
+    expect((refused as Error).message).toContain("404");
+
+    // Posting to the name again starts a new preview from version 1, without the old usage.
     expect((await postBatch(PREVIEW, agenix)).status).toBe(200);
+    expect((await json(await api(usagePath))).hosts).toBe(0);
+    expect((await json(await api(`/api/v1/stats/usage?namespace=${PREVIEW}`))).items).toEqual([]);
+    // The host's next report counts it afresh.
+    expect((await reportUsage()).ignoredNamespaces).toEqual([]);
+    expect((await json(await api(usagePath))).hosts).toBe(1);
     const counts = await json(await api(`/api/v1/namespaces/${PREVIEW}`));
     expect(counts.versions).toBe(counts.modules);
     const again = await subscribe(`ns:${PREVIEW}`, "since=0");

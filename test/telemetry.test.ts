@@ -119,6 +119,7 @@ describe("counts", () => {
     // Every report twice (a retried POST), in an order that puts some older reports after newer ones.
     const sent = shuffled([...reports, ...reports], 5);
     const latest = new Map<string, number>();
+    const applied = new Map<string, number>(); // host → reports applied (stale ones are not counted)
     const seenToday = new Map<string, Set<string>>(); // module → hosts whose applied reports named it
     for (const r of sent) {
       const outcome = await reportLater(r);
@@ -126,6 +127,7 @@ describe("counts", () => {
       expect(outcome.applied, `report ${r.host.slice(0, 6)}@${r.reportedAt - t}`).toBe(newer);
       if (newer) {
         latest.set(r.host, r.reportedAt);
+        applied.set(r.host, (applied.get(r.host) ?? 0) + 1);
         for (const m of r.modules) seenToday.set(m, (seenToday.get(m) ?? new Set()).add(r.host));
       }
     }
@@ -148,7 +150,8 @@ describe("counts", () => {
     expect((await usage(SOPS)).hosts).toBe(2);
 
     const state = await (await hostStub(c!)).state();
-    expect(state).toMatchObject({ reportCount: 6, reportedAt: t + 4, environment: "dev", modules: [{ namespace: "agenix", path: "modules/age.nix" }, { namespace: "sops-nix", path: "modules/sops" }], pendingDeltas: 0 });
+    expect(applied.get(c!)).toBeLessThan(6); // the shuffle sent some of c's reports stale
+    expect(state).toMatchObject({ reportCount: applied.get(c!), reportedAt: t + 4, environment: "dev", modules: [{ namespace: "agenix", path: "modules/age.nix" }, { namespace: "sops-nix", path: "modules/sops" }], pendingDeltas: 0 });
 
     const top = await json(await api("/api/v1/stats/usage?limit=3"));
     expect(top.items.map((i: any) => [`${i.namespace}:${i.module}`, i.hosts])).toEqual([[AGE, 3], [SOPS, 2], [SOPS_TEMPLATES, 1]]);
@@ -231,11 +234,85 @@ describe("counts", () => {
     const aggregate = env.USAGE_AGGREGATE.get(env.USAGE_AGGREGATE.idFromName("srvos"));
     const before = (await usage(PROMETHEUS)).hosts;
     const delta = { version: 1, changes: [{ module: "nixos/roles/prometheus", environment: "production", delta: 1 as const }] };
-    expect(await aggregate.applyDeltas(hash, [delta])).toBe(1);
-    expect(await aggregate.applyDeltas(hash, [delta])).toBe(0);
+    expect(await aggregate.applyDeltas("srvos", hash, [delta])).toBe(1);
+    expect(await aggregate.applyDeltas("srvos", hash, [delta])).toBe(0);
     // A batch holding the old version and a new one applies only the new one.
-    expect(await aggregate.applyDeltas(hash, [delta, { version: 2, changes: [{ ...delta.changes[0]!, delta: -1 as const }] }])).toBe(1);
+    expect(await aggregate.applyDeltas("srvos", hash, [delta, { version: 2, changes: [{ ...delta.changes[0]!, delta: -1 as const }] }])).toBe(1);
     expect((await usage(PROMETHEUS)).hosts).toBe(before);
+  });
+});
+
+describe("report order", () => {
+  it("refuses a reportedAt more than 5 minutes ahead of the server clock, so one bad clock cannot lock its host out", async () => {
+    const host = await hostOf("skew.example.org");
+    const now = Math.floor(Date.now() / 1000);
+    const report = { host, environment: "production", system: "x86_64-linux", modules: [AGE] };
+    for (const ahead of [23 * 3600, 301 + 5]) {
+      const res = await postReport({ ...report, reportedAt: now + ahead });
+      expect(res.status, `now + ${ahead} s`).toBe(400);
+      const issue = (await json(res)).error.details.issues.find((i: { path: unknown[] }) => i.path[1] === "reportedAt");
+      expect(issue.message).toContain("at most 5 minutes (300 s) ahead of the server clock");
+    }
+    expect(await (await hostStub(host)).state()).toBeNull();
+    // A little skew is fine, and the host's true reports after it are applied once its clock passes it.
+    expect((await json(await postReport({ ...report, reportedAt: now + 240 }))).applied).toBe(true);
+    expect((await reportLater({ ...report, reportedAt: now + 241 })).applied).toBe(true);
+  });
+
+  it("acknowledges a stale report (not newer than the latest) with applied: false and changes nothing at all", async () => {
+    const host = await hostOf("stale.example.org");
+    const t = Math.floor(Date.now() / 1000);
+    await reportLater({ host, environment: "production", system: "x86_64-linux", reportedAt: t, modules: [AGE] });
+    await timePasses(host, 61_000);
+    const before = await (await hostStub(host)).state();
+    const counts = await usageSnapshot(ALL);
+    for (const reportedAt of [t, t - 60]) {
+      const outcome = await json(await postReport({ host, environment: "staging", system: "x86_64-linux", reportedAt, modules: [SOPS] }));
+      expect(outcome).toMatchObject({ applied: false, reason: "stale", reportCount: before!.reportCount, lastSeen: before!.lastSeen });
+      // Not even last seen or the report count move (they would delay the host's age-out).
+      expect(await (await hostStub(host)).state()).toEqual(before);
+      expect(await usageSnapshot(ALL)).toEqual(counts);
+    }
+  });
+
+  it("counts a host once per UTC day in the daily series, also when it ages out and reports again that day", async () => {
+    const host = await hostOf("sameday.example.org");
+    const t = Math.floor(Date.now() / 1000);
+    const dailyToday = async () => (await usage(SOPS_TEMPLATES)).daily.at(-1)!.hosts;
+    const before = await dailyToday();
+    await reportLater({ host, environment: "production", system: "x86_64-linux", reportedAt: t, modules: [SOPS_TEMPLATES] });
+    expect(await dailyToday(), "first report").toBe(before + 1);
+    // Aged out by its alarm (its clocks moved back), it reports again on the same UTC day.
+    await runInDurableObject(await hostStub(host), (_instance, state) => {
+      state.storage.sql.exec("UPDATE host SET last_seen = last_seen - ?", 31 * DAY_MS);
+    });
+    expect(await runDurableObjectAlarm(await hostStub(host))).toBe(true);
+    expect((await (await hostStub(host)).state())!.agedOutAt).toBeTypeOf("number");
+    await reportLater({ host, environment: "production", system: "x86_64-linux", reportedAt: t + 60, modules: [SOPS_TEMPLATES] });
+    expect(await dailyToday(), "after age-out").toBe(before + 1);
+  });
+});
+
+describe("modules a namespace does not have", () => {
+  const JUNK = "agenix:modules/does/not/exist.nix";
+
+  it("are never shown by usage reads, however many hosts report them", async () => {
+    const hosts = await Promise.all(Array.from({ length: 5 }, (_, i) => hostOf(`junk-${i}.example.org`)));
+    const t = Math.floor(Date.now() / 1000);
+    for (const host of hosts) await reportLater({ host, environment: "production", system: "x86_64-linux", reportedAt: t, modules: [JUNK, AGE] });
+    // They are counted (the module may appear later) ...
+    expect((await (await hostStub(hosts[0]!)).state())!.modules).toContainEqual({ namespace: "agenix", path: "modules/does/not/exist.nix" });
+    // ... but neither the top list nor the module's usage shows them.
+    for (const query of ["", "?namespace=agenix", "?limit=1", "?namespace=agenix&limit=1"]) {
+      const top = await json(await api(`/api/v1/stats/usage${query}`));
+      expect(top.items.length, query).toBeGreaterThan(0);
+      expect(top.items.map((i: any) => `${i.namespace}:${i.module}`), query).not.toContain(JUNK);
+    }
+    expect((await json(await api("/api/v1/stats/usage?namespace=agenix&limit=1"))).items[0].module).toBe("modules/age.nix");
+    const res = await api("/api/v1/namespaces/agenix/modules/modules/does/not/exist.nix/usage");
+    expect(res.status).toBe(404);
+    expect((await json(res)).error.code).toBe("module_not_found");
+    expect((await api("/api/v1/namespaces/agenix/modules/modules/age.nix/usage")).status).toBe(200);
   });
 });
 
@@ -250,7 +327,7 @@ describe("rate limit", () => {
     const retryAfter = Number(res.headers.get("retry-after"));
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(60);
-    expect(await json(res)).toMatchObject({ error: { code: "rate_limited", details: { retryAfter } } });
+    expect(await json(res)).toMatchObject({ error: { code: "rate_limited", details: { retryAfterSeconds: retryAfter } } });
     expect(await usageSnapshot(ALL)).toEqual(before);
     expect(await (await hostStub(host)).state()).toMatchObject({ reportCount: 1, reportedAt: t });
     // A minute later the same report is accepted.
@@ -308,6 +385,14 @@ describe("privacy", () => {
       return { authorization: `Bearer ${(await json(res)).key}` };
     };
     const telemetryKey = await key({ name: "fleet telemetry", role: "telemetry" });
+    // A telemetry key limited to namespaces could never report (a report names any namespace's modules).
+    const scopedTelemetry = await api("/api/v1/admin/keys", {
+      method: "POST",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ name: "agenix fleet", role: "telemetry", namespaces: ["agenix"] }),
+    });
+    expect(scopedTelemetry.status).toBe(400);
+    expect(JSON.stringify(await json(scopedTelemetry))).toContain("telemetry keys cannot be limited to namespaces");
     const readKey = await key({ name: "reader", role: "read" });
     const scopedWrite = await key({ name: "agenix ci", role: "write", namespaces: ["agenix"] });
     const host = await hostOf("november.example.org");
@@ -360,7 +445,11 @@ describe("bad reports", () => {
     }
     expect((await postReport("{not json")).status).toBe(400);
     expect((await api("/api/v1/telemetry", { method: "POST", headers: ADMIN, body: JSON.stringify(good) })).status).toBe(415);
-    expect((await postReport("x".repeat(1024 * 1024 + 1))).status).toBe(413);
+    const tooLarge = await postReport("x".repeat(1024 * 1024 + 1));
+    expect(tooLarge.status).toBe(413);
+    const { message } = (await json(tooLarge)).error;
+    expect(message).toContain("a report lists at most 2000 modules");
+    expect(message).not.toContain("ingest");
     expect(await (await hostStub(host)).state()).toBeNull();
     expect(await usageSnapshot(ALL)).toEqual(before);
   });

@@ -10,8 +10,8 @@
  * the aggregate applies each (host, version) once and the rows are deleted only after it
  * answered. A delivery that fails is retried by the alarm, and a repeat delivery is a no-op.
  *
- * Reports older than the latest (by the host's own `reportedAt`) are acknowledged and change
- * nothing; a host may report once a minute; a host silent for `TELEMETRY_AGE_OUT_DAYS` is aged
+ * Reports not newer than the latest (by the host's own `reportedAt`) are acknowledged and change
+ * nothing, not even last seen or the report count; a host may report once a minute; a host silent for `TELEMETRY_AGE_OUT_DAYS` is aged
  * out by its alarm, which sends the decrements of all its modules.
  * @module
  */
@@ -190,7 +190,15 @@ export class HostUsage extends DurableObject<Env> {
       let row = this.#host();
       if (row) {
         const wait = retryAfterSeconds(row.last_accepted_at, now);
-        if (wait > 0) throw new ApiError(429, "rate_limited", `a host reports at most once a minute; retry in ${wait} s`, { retryAfter: wait });
+        if (wait > 0) throw new ApiError(429, "rate_limited", `a host reports at most once a minute; retry in ${wait} s`, { retryAfterSeconds: wait });
+        // A stale report changes nothing at all: counting it as a sign of life would let replayed
+        // or delayed reports keep a silent host from aging out.
+        if (row.reported_at !== null && report.reportedAt <= row.reported_at) {
+          return {
+            applied: false, reason: "stale" as const, modules: this.#modules().length, changes: 0,
+            version: row.version, reportCount: row.report_count, firstSeen: row.first_seen, lastSeen: row.last_seen,
+          };
+        }
         this.#sql.exec("UPDATE host SET last_seen = ?, last_accepted_at = ?, report_count = report_count + 1 WHERE id = 1", now, now);
       } else {
         this.#sql.exec(
@@ -200,9 +208,6 @@ export class HostUsage extends DurableObject<Env> {
       }
       row = this.#host()!;
       const summary = { version: row.version, reportCount: row.report_count, firstSeen: row.first_seen, lastSeen: row.last_seen };
-      if (row.reported_at !== null && report.reportedAt <= row.reported_at) {
-        return { applied: false, reason: "stale" as const, modules: this.#modules().length, changes: 0, ...summary };
-      }
 
       const modules = uniqueModules(report.modules);
       const beforeModules = this.#modules();
@@ -254,7 +259,7 @@ export class HostUsage extends DurableObject<Env> {
       const before = row.environment === null ? null : { environment: row.environment, modules };
       const version = this.#enqueue(row.version, diffHostModules(before, null), [], utcDay(now));
       this.#sql.exec("DELETE FROM host_modules");
-      this.#sql.exec("DELETE FROM seen_today");
+      // seen_today stays: a host back the same UTC day was already counted in that day's series.
       this.#sql.exec("UPDATE host SET version = ?, aged_out_at = ?, environment = NULL, system = NULL WHERE id = 1", version, now);
     });
   }
@@ -277,8 +282,16 @@ export class HostUsage extends DurableObject<Env> {
           const aggregate = this.env.USAGE_AGGREGATE.get(this.env.USAGE_AGGREGATE.idFromName(ns));
           for (let i = 0; i < deltas.length; i += DELIVERY_BATCH) {
             const batch = deltas.slice(i, i + DELIVERY_BATCH);
-            await aggregate.applyDeltas(row.host_hash, batch);
-            this.#sql.exec("DELETE FROM outbox WHERE namespace = ? AND version <= ?", ns, batch[batch.length - 1]!.version);
+            const applied = await aggregate.applyDeltas(ns, row.host_hash, batch);
+            this.ctx.storage.transactionSync(() => {
+              this.#sql.exec("DELETE FROM outbox WHERE namespace = ? AND version <= ?", ns, batch[batch.length - 1]!.version);
+              // The namespace is gone (a deleted preview): the host no longer counts as using its
+              // modules, so if it is made again the host's next report counts them afresh.
+              if (applied === null) {
+                this.#sql.exec("DELETE FROM host_modules WHERE namespace = ?", ns);
+                this.#sql.exec("DELETE FROM seen_today WHERE namespace = ?", ns);
+              }
+            });
           }
           return true;
         } catch (err) {

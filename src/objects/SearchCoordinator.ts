@@ -179,7 +179,7 @@ export class SearchCoordinator extends DurableObject<Env> {
   }
 
   /**
-   * Delete expired previews entirely: the shard's storage first, then the registry entry (only
+   * Delete expired previews entirely: the shard's storage and usage counts first, then the registry entry (only
    * if it is still expired: an ingest during the deletion renews it). A shard that cannot be
    * reached keeps its entry and is retried.
    */
@@ -189,6 +189,9 @@ export class SearchCoordinator extends DurableObject<Env> {
     for (const { name } of expired) {
       try {
         const { watchedModules } = unwrap(await this.env.NAMESPACE_SHARD.get(this.env.NAMESPACE_SHARD.idFromName(name)).destroy(name));
+        // Its usage goes too (a preview made again under the name starts afresh). Deltas arriving
+        // from now on are dropped: acceptsUsage answers no for an expired preview.
+        await this.env.USAGE_AGGREGATE.get(this.env.USAGE_AGGREGATE.idFromName(name)).destroy();
         this.#sql.exec("DELETE FROM namespaces WHERE name = ? AND expires_at <= ?", name, Date.now());
         await this.#closeRooms(name, watchedModules);
       } catch (err) {
@@ -228,6 +231,14 @@ export class SearchCoordinator extends DurableObject<Env> {
 
   hasNamespace(name: string): boolean {
     return this.#sql.exec("SELECT 1 FROM namespaces WHERE name = ?", name).toArray().length > 0;
+  }
+
+  /**
+   * Whether usage of `name` may be counted: it is registered and not an expired preview (one whose
+   * deletion may be under way; its `UsageAggregate` is wiped before its registry entry goes).
+   */
+  acceptsUsage(name: string): boolean {
+    return this.#sql.exec("SELECT 1 FROM namespaces WHERE name = ? AND (expires_at IS NULL OR expires_at > ?)", name, Date.now()).toArray().length > 0;
   }
 
   injectShardFault(namespace: string, fault: ShardFault | null): void {

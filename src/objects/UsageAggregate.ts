@@ -3,16 +3,19 @@
  * hosts now use each module of the namespace, by environment, and a daily series of distinct
  * hosts per module. It only ever receives deltas from `HostUsage` objects and applies each
  * (host, version) once: it keeps the last version applied per host, so a delivery retried after
- * a crash or overlapping with another changes nothing twice.
+ * a crash or overlapping with another changes nothing twice. When its namespace (a preview) is
+ * deleted, the coordinator wipes it, and deltas for a namespace the coordinator does not hold are
+ * dropped, so hosts cannot bring the counts back.
  * @module
  */
 import { DurableObject } from "cloudflare:workers";
 import { ApiError, rpcResult, type RpcResult } from "../shared/errors.ts";
 import { LIMITS } from "../shared/limits.ts";
-import { modulePath, zodIssues } from "../shared/schemas.ts";
-import { hostHash as hostHashSchema, lastDays, usageDeltas, utcDay, type UsageDelta } from "../shared/telemetry.ts";
+import { modulePath, namespaceName, zodIssues } from "../shared/schemas.ts";
+import { hostHash as hostHashSchema, lastDays, MAX_TOP_MODULES, usageDeltas, utcDay, type UsageDelta } from "../shared/telemetry.ts";
 import { z } from "../shared/zod.ts";
 import { applyMigrations, type Migration } from "./migrations.ts";
+import { COORDINATOR_NAME } from "../edge/stubs.ts";
 
 const MIGRATIONS: readonly Migration[] = [
   {
@@ -52,11 +55,18 @@ export interface TopModule {
   byEnvironment: Record<string, number>;
 }
 
+/** How long a namespace's existence is taken as known without asking the coordinator again. */
+const KNOWN_NAMESPACE_TTL_MS = 30_000;
+
 const moduleList = z.array(modulePath).max(LIMITS.maxSearchDepth * 8);
 
 export class UsageAggregate extends DurableObject<Env> {
   readonly #sql: SqlStorage;
   #prunedOn = "";
+  /** Until when the namespace is known to exist (see #namespaceExists). */
+  #knownUntil = 0;
+  /** Counts deletions of this object's data. */
+  #generation = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -66,14 +76,36 @@ export class UsageAggregate extends DurableObject<Env> {
     });
   }
 
-  /** Applies the deltas of one host newer than the last applied; returns how many were new. */
-  applyDeltas(hostHash: string, deltas: UsageDelta[]): number {
+  /**
+   * Whether the coordinator's registry holds `namespace` (and it is not an expired preview being
+   * deleted). A yes is kept in memory for a while, a no never; `destroy` forgets it, and
+   * `#generation` tells a caller that a deletion happened while it waited for the answer.
+   */
+  async #namespaceExists(namespace: string): Promise<boolean> {
+    for (;;) {
+      if (this.#knownUntil > Date.now()) return true;
+      const generation = this.#generation;
+      const exists = await this.env.SEARCH_COORDINATOR.get(this.env.SEARCH_COORDINATOR.idFromName(COORDINATOR_NAME)).acceptsUsage(namespace);
+      if (generation !== this.#generation) continue; // destroyed meanwhile: ask again
+      if (exists) this.#knownUntil = Date.now() + KNOWN_NAMESPACE_TTL_MS;
+      return exists;
+    }
+  }
+
+  /**
+   * Applies the deltas of one host newer than the last applied; returns how many were new. Deltas
+   * for a namespace the registry does not hold (a deleted preview) are dropped and answered with
+   * null, so a host's outbox cannot bring a deleted namespace's usage back.
+   */
+  async applyDeltas(namespace: string, hostHash: string, deltas: UsageDelta[]): Promise<number | null> {
+    const ns = namespaceName.safeParse(namespace);
     const host = hostHashSchema.safeParse(hostHash);
     const parsed = usageDeltas.safeParse(deltas);
-    if (!host.success || !parsed.success) {
+    if (!ns.success || !host.success || !parsed.success) {
       // A bug in HostUsage, not user input: fail loudly so the outbox keeps the rows.
       throw new Error(`usage-aggregate: invalid deltas ${JSON.stringify(parsed.success ? [] : zodIssues(parsed.error))}`);
     }
+    if (!(await this.#namespaceExists(ns.data))) return null;
     return this.ctx.storage.transactionSync(() => {
       let last = this.#sql.exec<{ version: number }>("SELECT version FROM host_versions WHERE host = ?", host.data).toArray()[0]?.version ?? 0;
       let applied = 0;
@@ -111,6 +143,15 @@ export class UsageAggregate extends DurableObject<Env> {
     });
   }
 
+  /** Deletes everything (the namespace was deleted); later deltas are dropped until it exists again. */
+  async destroy(): Promise<void> {
+    this.#generation++;
+    this.#knownUntil = 0;
+    await this.ctx.storage.deleteAll();
+    applyMigrations(this.ctx.storage, MIGRATIONS);
+    this.#prunedOn = "";
+  }
+
   moduleUsage(namespace: string, module: string, days: number): Promise<RpcResult<ModuleUsage>> {
     return rpcResult(() => {
       const path = modulePath.safeParse(module);
@@ -133,10 +174,13 @@ export class UsageAggregate extends DurableObject<Env> {
     });
   }
 
-  /** The most used modules of the namespace, by hosts now using them. */
+  /**
+   * The most used modules of the namespace, by hosts now using them. Counted modules may not exist
+   * in the namespace (hosts name what they like), so callers ask for more than they show and filter.
+   */
   topModules(namespace: string, limit: number): TopModule[] {
     const rows = this.#sql
-      .exec<{ module: string; hosts: number }>("SELECT module, SUM(hosts) AS hosts FROM module_hosts GROUP BY module ORDER BY hosts DESC, module LIMIT ?", Math.max(1, Math.min(limit, LIMITS.maxPageSize)))
+      .exec<{ module: string; hosts: number }>("SELECT module, SUM(hosts) AS hosts FROM module_hosts GROUP BY module ORDER BY hosts DESC, module LIMIT ?", Math.max(1, Math.min(limit, MAX_TOP_MODULES)))
       .toArray();
     return rows.map((r) => ({
       namespace,

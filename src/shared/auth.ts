@@ -111,7 +111,9 @@ export const createKeyBody = z
     ttlSeconds: z.number().int().min(60).max(MAX_KEY_TTL_SECONDS).optional(),
   })
   .refine((b) => b.expiresAt === undefined || b.ttlSeconds === undefined, { message: "give expiresAt or ttlSeconds, not both", path: ["ttlSeconds"] })
-  .refine((b) => !(b.role === "admin" && b.namespaces), { message: "admin keys cannot be limited to namespaces (they manage every key)", path: ["namespaces"] });
+  .refine((b) => !(b.role === "admin" && b.namespaces), { message: "admin keys cannot be limited to namespaces (they manage every key)", path: ["namespaces"] })
+  // A report names modules of any namespace, so a scoped telemetry key could never send one.
+  .refine((b) => !(b.role === "telemetry" && b.namespaces), { message: "telemetry keys cannot be limited to namespaces (a report may name modules of any namespace)", path: ["namespaces"] });
 
 export type CreateKeyBody = z.infer<typeof createKeyBody>;
 

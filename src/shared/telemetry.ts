@@ -33,8 +33,12 @@ export const moduleRef = z
     return { namespace: ns.data, path: path.data };
   });
 
-/** Reports from the future by more than this are refused (a clock in milliseconds, or far off). */
-const MAX_CLOCK_AHEAD_S = 24 * 60 * 60;
+/**
+ * Reports from the future by more than this are refused. Reports of one host are ordered by
+ * `reportedAt`, so one accepted from far ahead would make the host's later true reports stale
+ * until then; a few minutes cover ordinary clock skew.
+ */
+export const MAX_CLOCK_AHEAD_S = 5 * 60;
 
 const environment = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,31}$/, "environment: a short label (1-32 of a-z, 0-9, '.', '_', '-'), e.g. `production`");
 const system = z.string().max(64).regex(/^[a-z0-9_]+(-[a-z0-9_]+){1,3}$/, "system: a Nix system double such as `x86_64-linux`");
@@ -43,7 +47,7 @@ const reportedAt = z
   .number()
   .int()
   .min(0)
-  .refine((t) => t <= Date.now() / 1000 + MAX_CLOCK_AHEAD_S, "reportedAt: Unix time in seconds, not more than a day ahead of the server");
+  .refine((t) => t <= Date.now() / 1000 + MAX_CLOCK_AHEAD_S, `reportedAt: Unix time in seconds, at most ${MAX_CLOCK_AHEAD_S / 60} minutes (${MAX_CLOCK_AHEAD_S} s) ahead of the server clock`);
 
 /** `POST /api/v1/telemetry` body. */
 export const telemetryReport = z.strictObject({
@@ -159,6 +163,9 @@ export function lastDays(now: number, days: number): string[] {
   for (let i = days - 1; i >= 0; i--) out.push(utcDay(now - i * 86_400_000));
   return out;
 }
+
+/** The most modules a `UsageAggregate`'s top list answers: a page, and room for the unknown modules a reader filters out. */
+export const MAX_TOP_MODULES = 2 * LIMITS.maxPageSize;
 
 /** Shortest interval between two accepted reports of one host. */
 export const REPORT_INTERVAL_MS = 60_000;

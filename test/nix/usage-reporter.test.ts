@@ -67,3 +67,54 @@ describe.skipIf(!nix)("the usage reporter's module list", () => {
     expect(evalJson(expr)).toHaveLength(3);
   });
 });
+
+/**
+ * The NixOS module itself, evaluated with builtins and a small stand-in for Nixpkgs' lib and pkgs
+ * (no Nixpkgs here): `mkIf` keeps its value when true, option declarations are returned as given.
+ */
+function evalModule(settings: { url: string; allowInsecure?: boolean }, select: string): unknown {
+  const cfg = `{ enable = true; url = ${JSON.stringify(settings.url)}; allowInsecure = ${settings.allowInsecure ? "true" : "false"};
+    apiKeyFile = "/run/secrets/key"; interval = "daily"; environment = "production"; extraModules = [ ]; sources = { }; }`;
+  const expr = `
+    let
+      lib = {
+        inherit (builtins) elem;
+        hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
+        mkEnableOption = d: { description = d; };
+        mkOption = o: o;
+        mkIf = c: v: if c then v else { };
+        getExe = d: d.text;
+        literalExpression = x: x;
+        types = { str = "str"; bool = "bool"; path = "path"; strMatching = r: r; listOf = t: t; attrsOf = t: t; coercedTo = a: f: b: b; };
+      };
+      pkgs = {
+        writeText = name: text: "/nix/store/0000000000000000000000000000000a-" + name;
+        writeShellApplication = a: a;
+        path = "/nix/store/0000000000000000000000000000000b-nixpkgs";
+        coreutils = null; curl = null; jq = null;
+        stdenv.hostPlatform.system = "x86_64-linux";
+      };
+      m = import ${path.join(ROOT, "nix/usage-reporter.nix")} { inherit lib pkgs; options = { }; config.services.nixdocs-reporter = ${cfg}; };
+    in ${select}`;
+  return evalJson(expr);
+}
+
+describe.skipIf(!nix)("the usage reporter's NixOS module", () => {
+  it("refuses an http:// URL (the key would travel in clear text) unless allowInsecure is set", () => {
+    const assertions = "map (a: a.assertion) m.config.assertions";
+    expect(evalModule({ url: "https://nixdocs.example.org" }, assertions)).toEqual([true]);
+    expect(evalModule({ url: "http://nixdocs.example.org" }, assertions)).toEqual([false]);
+    expect(evalModule({ url: "http://localhost:8787", allowInsecure: true }, assertions)).toEqual([true]);
+    const [message] = evalModule({ url: "http://nixdocs.example.org" }, "map (a: a.message) m.config.assertions") as string[];
+    expect(message).toContain("clear text");
+    expect(message).toContain("allowInsecure");
+    expect(evalModule({ url: "https://nixdocs.example.org" }, "m.options.services.nixdocs-reporter.allowInsecure.default")).toBe(false);
+  });
+
+  it("retries refused connections and spreads a fleet's reports over up to an hour", () => {
+    const script = evalModule({ url: "https://nixdocs.example.org" }, "m.config.systemd.services.nixdocs-reporter.serviceConfig.ExecStart") as string;
+    expect(script).toContain("--retry-connrefused");
+    expect(evalModule({ url: "https://nixdocs.example.org" }, "m.config.systemd.timers.nixdocs-reporter.timerConfig.RandomizedDelaySec")).toBe("1h");
+    expect(evalModule({ url: "https://nixdocs.example.org" }, "m.options.services.nixdocs-reporter.interval.description")).toContain("up to one hour");
+  });
+});

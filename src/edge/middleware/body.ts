@@ -14,13 +14,16 @@ import { errorResponse } from "./errors.ts";
 
 export const MAX_JSON_DEPTH = LIMITS.maxJsonDepth;
 
-/** Refuses bodies over `MAX_BODY_BYTES` (or over `cap` when that is smaller) with 413. */
-export function limitBody(cap = Number.POSITIVE_INFINITY) {
+/**
+ * Refuses bodies over `MAX_BODY_BYTES` (or over `cap` when that is smaller) with 413; `advice`
+ * ends the message with what the sender can do instead.
+ */
+export function limitBody(cap = Number.POSITIVE_INFINITY, advice = "send smaller batches (npm run ingest does)") {
   return async (c: Context<AppEnv>, next: () => Promise<void>) => {
     const max = Math.min(cap, c.get("config").maxBodyBytes);
     return bodyLimit({
       maxSize: max,
-      onError: (ctx) => errorResponse(ctx as Context<AppEnv>, new ApiError(413, "payload_too_large", `the request body is larger than ${max} bytes; send smaller batches (npm run ingest does)`, { limit: max })),
+      onError: (ctx) => errorResponse(ctx as Context<AppEnv>, new ApiError(413, "payload_too_large", `the request body is larger than ${max} bytes; ${advice}`, { limit: max })),
     })(c, next);
   };
 }

@@ -10,8 +10,8 @@ import { ApiError, type ErrorStatus } from "../../shared/errors.ts";
 import type { AppEnv } from "../env.ts";
 
 export function errorResponse(c: Context<AppEnv>, err: ApiError): Response {
-  // A 429 says when to come back: `details.retryAfter` (seconds) becomes the Retry-After header.
-  const retryAfter = (err.details as { retryAfter?: unknown } | undefined)?.retryAfter;
+  // A 429 says when to come back: `details.retryAfterSeconds` becomes the Retry-After header.
+  const retryAfter = (err.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
   if (err.status === 429 && typeof retryAfter === "number") c.header("Retry-After", String(retryAfter));
   return c.json(err.toBody(), err.status);
 }

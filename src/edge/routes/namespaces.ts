@@ -11,7 +11,7 @@ import type { AppEnv } from "../env.ts";
 import { audited } from "../middleware/audit.ts";
 import { namespaceParam, requireEditor, requireRole } from "../middleware/auth.ts";
 import { limitBody, readJson } from "../middleware/body.ts";
-import { requireNamespace } from "../registry.ts";
+import { requireNamespace, unwrapShard } from "../registry.ts";
 import { coordinator, shard, usageAggregate } from "../stubs.ts";
 import { namespaceTail, noQuery, parseOr400 } from "../validate.ts";
 
@@ -60,7 +60,7 @@ namespaces.get("/:ns", async (c) => {
   await requireNamespace(c.env, ns);
   const [counts, entries] = await Promise.all([shard(c.env, ns).counts(ns), coordinator(c.env).listNamespaces("all")]);
   const entry = entries.find((e) => e.namespace === ns);
-  return c.json({ ...unwrap(counts), preview: isPreviewNamespace(ns), expiresAt: entry?.expiresAt ?? null });
+  return c.json({ ...unwrapShard(ns, counts), preview: isPreviewNamespace(ns), expiresAt: entry?.expiresAt ?? null });
 });
 
 // Audited first, so refused attempts are recorded too; authorized before the body is read.
@@ -86,7 +86,7 @@ namespaces.post("/:ns/modules/batch", auditIngest, requireRole("write", namespac
       });
     }
   }
-  const summary = unwrap(await shard(c.env, ns).ingest(ns, { modules, mode: query.mode, importId: query.importId, final: query.final }));
+  const summary = unwrapShard(ns, await shard(c.env, ns).ingest(ns, { modules, mode: query.mode, importId: query.importId, final: query.final }));
   return c.json(summary);
 });
 
@@ -94,7 +94,7 @@ namespaces.get("/:ns/modules", async (c) => {
   const { ns } = parseOr400(nsParam, c.req.param(), "path");
   const q = parseOr400(pageQuery, c.req.query(), "query");
   await requireNamespace(c.env, ns);
-  return c.json(unwrap(await shard(c.env, ns).listModules(ns, q.cursor ?? null, q.limit, q.includeDeleted)));
+  return c.json(unwrapShard(ns, await shard(c.env, ns).listModules(ns, q.cursor ?? null, q.limit, q.includeDeleted)));
 });
 
 /**
@@ -115,11 +115,16 @@ namespaces.get("/:ns/modules/*", async (c) => {
   if (!diffRange && !usage) noQuery(c.req.query());
   await requireNamespace(c.env, ns);
   const stub = shard(c.env, ns);
-  if (version) return c.json(unwrap(await stub.getVersion(ns, path, Number(version[2]))));
-  if (sub === "versions") return c.json({ namespace: ns, module: path, items: unwrap(await stub.listVersions(ns, path)) });
-  if (diffRange) return c.json(unwrap(await stub.diff(ns, path, diffRange.from, diffRange.to)));
-  if (usage) return c.json(unwrap(await usageAggregate(c.env, ns).moduleUsage(ns, path, usage.days)));
-  return c.json(unwrap(await stub.getModule(ns, path)));
+  if (version) return c.json(unwrapShard(ns, await stub.getVersion(ns, path, Number(version[2]))));
+  if (sub === "versions") return c.json({ namespace: ns, module: path, items: unwrapShard(ns, await stub.listVersions(ns, path)) });
+  if (diffRange) return c.json(unwrapShard(ns, await stub.diff(ns, path, diffRange.from, diffRange.to)));
+  if (usage) {
+    // Hosts may report any path: usage is shown only for modules the namespace has.
+    const [exists, counted] = await Promise.all([stub.existingModules(ns, [path]), usageAggregate(c.env, ns).moduleUsage(ns, path, usage.days)]);
+    if (!unwrapShard(ns, exists).length) throw new ApiError(404, "module_not_found", `module ${path} does not exist in namespace ${ns}`);
+    return c.json(unwrap(counted));
+  }
+  return c.json(unwrapShard(ns, await stub.getModule(ns, path)));
 });
 
 namespaces.get("/:ns/options/*", async (c) => {
@@ -127,7 +132,7 @@ namespaces.get("/:ns/options/*", async (c) => {
   const { name } = parseOr400(optionNameParam, { name: namespaceTail(c.req.url, "options") }, "path");
   noQuery(c.req.query());
   await requireNamespace(c.env, ns);
-  return c.json(unwrap(await shard(c.env, ns).getOption(ns, name)));
+  return c.json(unwrapShard(ns, await shard(c.env, ns).getOption(ns, name)));
 });
 
 // ---- docs edits -------------------------------------------------------------------------------
@@ -159,7 +164,7 @@ namespaces.put("/:ns/modules/*", auditEdit("module.edit", "modules"), requireEdi
     throw new ApiError(400, "validation_failed", "the module is invalid; nothing was written", { issues });
   }
   await requireNamespace(c.env, ns);
-  return c.json(unwrap(await shard(c.env, ns).editModule(ns, result.modules[0]!)));
+  return c.json(unwrapShard(ns, await shard(c.env, ns).editModule(ns, result.modules[0]!)));
 });
 
 /** `PATCH /options/<name>`: `{ description?, default?, example? }` (defaults and examples as `{ kind, text }`, or null). */
@@ -170,5 +175,5 @@ namespaces.patch("/:ns/options/*", auditEdit("option.edit", "options"), requireE
   if (name.length > LIMITS.maxPathLength * 4) throw new ApiError(400, "bad_request", "the option name is too long");
   const patch = parseOr400(optionPatch, await readJson(c), "body");
   await requireNamespace(c.env, ns);
-  return c.json(unwrap(await shard(c.env, ns).editOption(ns, name, patch)));
+  return c.json(unwrapShard(ns, await shard(c.env, ns).editOption(ns, name, patch)));
 });

@@ -1,11 +1,14 @@
 /** `/api/v1/stats`: totals over the namespace registry, and the most used modules. @module */
 import { Hono } from "hono";
+import { ApiError } from "../../shared/errors.ts";
 import { LIMITS } from "../../shared/limits.ts";
 import { namespaceName } from "../../shared/schemas.ts";
+import { MAX_TOP_MODULES } from "../../shared/telemetry.ts";
 import { z } from "../../shared/zod.ts";
 import type { AppEnv } from "../env.ts";
-import { requireNamespace } from "../registry.ts";
-import { coordinator, usageAggregate } from "../stubs.ts";
+import { requireNamespace, unwrapShard } from "../registry.ts";
+import type { TopModule } from "../../objects/UsageAggregate.ts";
+import { coordinator, shard, usageAggregate } from "../stubs.ts";
 import { noQuery, parseOr400 } from "../validate.ts";
 
 export const stats = new Hono<AppEnv>();
@@ -29,6 +32,27 @@ const usageQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(LIMITS.maxPageSize).default(LIMITS.defaultPageSize),
 });
 
+/** Counted modules the namespace lacks are skipped; this many more than a page are asked for to make up for them. */
+const TOP_MODULES_SLACK = 20;
+
+/**
+ * The namespace's most used modules that it has (hosts may report any path): one aggregate read
+ * and one shard query. A namespace deleted meanwhile is a 404 when it was asked for by name, else
+ * it has no modules.
+ */
+async function existingTopModules(env: Env, ns: string, limit: number, named: boolean): Promise<TopModule[]> {
+  const top = await usageAggregate(env, ns).topModules(ns, Math.min(limit + TOP_MODULES_SLACK, MAX_TOP_MODULES));
+  if (!top.length && !named) return []; // a namespace asked for by name is checked even so
+  let exists: Set<string>;
+  try {
+    exists = new Set(unwrapShard(ns, await shard(env, ns).existingModules(ns, top.map((t) => t.module))));
+  } catch (err) {
+    if (!named && err instanceof ApiError && err.code === "namespace_not_found") return [];
+    throw err;
+  }
+  return top.filter((t) => exists.has(t.module)).slice(0, limit);
+}
+
 /** Top modules by hosts using them now: of one namespace, or over all (each namespace's top, merged). */
 stats.get("/usage", async (c) => {
   const q = parseOr400(usageQuery, c.req.query(), "query");
@@ -39,7 +63,7 @@ stats.get("/usage", async (c) => {
   } else {
     namespaces = (await coordinator(c.env).listNamespaces()).map((n) => n.namespace);
   }
-  const lists = await Promise.all(namespaces.map((ns) => usageAggregate(c.env, ns).topModules(ns, q.limit)));
+  const lists = await Promise.all(namespaces.map((ns) => existingTopModules(c.env, ns, q.limit, q.namespace === ns)));
   const items = lists
     .flat()
     .sort((a, b) => b.hosts - a.hosts || (a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : a.module < b.module ? -1 : a.module > b.module ? 1 : 0))

@@ -17,7 +17,7 @@ import { parseOr400 } from "../validate.ts";
 
 export const telemetry = new Hono<AppEnv>();
 
-telemetry.post("/", requireTelemetryCredential, limitBody(LIMITS.maxTelemetryBodyBytes), async (c) => {
+telemetry.post("/", requireTelemetryCredential, limitBody(LIMITS.maxTelemetryBodyBytes, `a report lists at most ${LIMITS.maxTelemetryModules} modules`), async (c) => {
   const secret = c.env.TELEMETRY_HASH_KEY;
   if (!secret) throw new ApiError(503, "unavailable", "telemetry is disabled: the TELEMETRY_HASH_KEY secret is not configured");
   const report = parseOr400(telemetryReport, await readJson(c), "body");

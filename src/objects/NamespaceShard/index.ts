@@ -19,7 +19,7 @@ import { NameVocabulary } from "../../shared/fuzzy.ts";
 import { liveEventType, roomName, type LiveEvent } from "../../shared/live.ts";
 import { correctQuery, ftsAcronym, ftsAll, ftsAny, ftsPhrase, parseQuery, type ParsedQuery } from "../../shared/query.ts";
 import { nameFeatures, placeholderBindings, score, snippet, type NameFeatures } from "../../shared/rank.ts";
-import { namespaceName, zodIssues } from "../../shared/schemas.ts";
+import { modulePath, namespaceName, zodIssues } from "../../shared/schemas.ts";
 import { ingestRequestSchema, liveSyncRequestSchema, moduleRecordSchema, type LiveSyncRequest } from "../../shared/shardSchemas.ts";
 import type { ChangeList, IngestRequest, IngestSummary, ModuleRecord, SearchHit, ShardCounts, ShardSearchResult, ShardVectorInput } from "../../shared/types.ts";
 import type { DiffView, FieldChange, ModuleSummary, ModuleView, OptionView, Page, VersionView } from "../../shared/views.ts";
@@ -35,6 +35,10 @@ import * as vectorRows from "./vectors.ts";
 import { embeddingSources, liveOptionHashes } from "./vectors.ts";
 import { SHARD_MIGRATIONS } from "./schema.ts";
 import * as store from "./store.ts";
+import { z } from "../../shared/zod.ts";
+
+/** A batch of `existingModules`: the usage top list asks for a little more than a page. */
+const existingModulesInput = z.array(modulePath).max(4 * LIMITS.maxPageSize);
 
 /** How far a hit found through a typo correction ranks below one found as typed (half a tier). */
 const FUZZY_PENALTY = 500;
@@ -548,6 +552,19 @@ export class NamespaceShard extends DurableObject<Env> {
 
   counts(namespace: string): Promise<RpcResult<ShardCounts>> {
     return rpc(() => store.counts(this.#sql, this.#requireNamespace(namespace)));
+  }
+
+  /**
+   * Which of `paths` are modules of this namespace: usage reads show only those (hosts may report
+   * any path). One query for the whole batch.
+   */
+  existingModules(namespace: string, paths: string[]): Promise<RpcResult<string[]>> {
+    return rpc(() => {
+      this.#requireNamespace(namespace);
+      const parsed = existingModulesInput.safeParse(paths);
+      if (!parsed.success) throw new ApiError(400, "validation_failed", "invalid module paths", { issues: zodIssues(parsed.error, ["paths"]) });
+      return store.existingModulePaths(this.#sql, parsed.data);
+    });
   }
 
   listModules(namespace: string, cursor: string | null, limit: number, includeDeleted = false): Promise<RpcResult<Page<ModuleSummary>>> {

@@ -67,6 +67,12 @@ export function moduleByPath(sql: Sql, path: string): ModuleRow | null {
   return sql.exec<ModuleRow>("SELECT * FROM modules WHERE path = ?", path).toArray()[0] ?? null;
 }
 
+/** Which of `paths` this shard has a module for (live or deleted: both have a page), in one query. */
+export function existingModulePaths(sql: Sql, paths: readonly string[]): string[] {
+  if (!paths.length) return [];
+  return sql.exec<{ path: string }>("SELECT path FROM modules WHERE path IN (SELECT value FROM json_each(?))", JSON.stringify(paths)).toArray().map((r) => r.path);
+}
+
 export function moduleById(sql: Sql, id: number): ModuleRow | null {
   return sql.exec<ModuleRow>("SELECT * FROM modules WHERE id = ?", id).toArray()[0] ?? null;
 }
