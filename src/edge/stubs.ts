@@ -1,6 +1,8 @@
 /** How the edge reaches its Durable Objects: every isolate names the same objects. @module */
 
-export const COORDINATOR_NAME = "global";
+import { AUDIT_LOG_NAME, COORDINATOR_NAME, KEY_STORE_NAME } from "../shared/objectNames.ts";
+
+export { AUDIT_LOG_NAME, COORDINATOR_NAME, KEY_STORE_NAME };
 
 export function shard(env: Env, namespace: string): DurableObjectStub<import("../objects/NamespaceShard/index.ts").NamespaceShard> {
   return env.NAMESPACE_SHARD.get(env.NAMESPACE_SHARD.idFromName(namespace));
@@ -20,8 +22,6 @@ export function coordinator(env: Env): DurableObjectStub<import("../objects/Sear
 }
 
 /** API keys and the audit log are one object each per deployment. */
-export const KEY_STORE_NAME = "global";
-export const AUDIT_LOG_NAME = "global";
 
 export function keyStore(env: Env): DurableObjectStub<import("../objects/KeyStore.ts").KeyStore> {
   return env.KEY_STORE.get(env.KEY_STORE.idFromName(KEY_STORE_NAME));

@@ -15,7 +15,7 @@ import { modulePath, namespaceName, zodIssues } from "../shared/schemas.ts";
 import { hostHash as hostHashSchema, lastDays, MAX_TOP_MODULES, usageDeltas, utcDay, type UsageDelta } from "../shared/telemetry.ts";
 import { z } from "../shared/zod.ts";
 import { applyMigrations, type Migration } from "./migrations.ts";
-import { COORDINATOR_NAME } from "../edge/stubs.ts";
+import { COORDINATOR_NAME } from "../shared/objectNames.ts";
 
 const MIGRATIONS: readonly Migration[] = [
   {

@@ -14,6 +14,7 @@ import { diffModules, optionFieldChanges } from "../../shared/diff.ts";
 import { applyOptionPatch, optionPatch, type OptionPatch } from "../../shared/edit.ts";
 import { ApiError, rpcResult as rpc, type RpcResult } from "../../shared/errors.ts";
 import { LIMITS } from "../../shared/limits.ts";
+import { COORDINATOR_NAME } from "../../shared/objectNames.ts";
 import { isPlaceholder, locKey, parseOptionName } from "../../shared/optionName.ts";
 import { NameVocabulary } from "../../shared/fuzzy.ts";
 import { liveEventType, roomName, type LiveEvent } from "../../shared/live.ts";
@@ -536,7 +537,7 @@ export class NamespaceShard extends DurableObject<Env> {
     const namespace = this.#namespace();
     if (!namespace) return;
     const counts = store.counts(this.#sql, namespace);
-    const coordinator = this.env.SEARCH_COORDINATOR.get(this.env.SEARCH_COORDINATOR.idFromName("global"));
+    const coordinator = this.env.SEARCH_COORDINATOR.get(this.env.SEARCH_COORDINATOR.idFromName(COORDINATOR_NAME));
     // A failed report must not fail a committed ingest; the next ingest (or `counts`) repairs it.
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
