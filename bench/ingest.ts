@@ -24,6 +24,7 @@ import { dataFiles, repoRoot } from "./lib/paths.ts";
 import { ingestOne, seededCounts } from "./lib/seed.ts";
 import { machine, ms, saveResult, table } from "./lib/stats.ts";
 import type { IngestReport } from "../src/cli/ingest-lib.ts";
+import { runMain } from "./lib/run.ts";
 
 const REINGEST = process.env.BENCH_REINGEST !== "0";
 
@@ -137,7 +138,4 @@ async function main(): Promise<void> {
   console.log(`\nresults saved to ${path.relative(repoRoot, file)}`);
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-  process.exitCode = 1;
-});
+runMain(main);

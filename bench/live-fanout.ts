@@ -13,7 +13,6 @@
  * Env: BENCH_SUBSCRIBERS, BENCH_ROUNDS, BENCH_FORMAT (json|msgpack), NIXDOCS_DATA_DIR.
  * @module
  */
-import { rmSync } from "node:fs";
 import { startDevServer } from "./lib/devserver.ts";
 import { dataFiles } from "./lib/paths.ts";
 import { ingestOne } from "./lib/seed.ts";
@@ -129,8 +128,7 @@ async function main(): Promise<void> {
     if (duplicates || missing) process.exitCode = 1;
   } finally {
     for (const s of subs) s.client.close();
-    await server.stop();
-    if (server.tempPersistDir) rmSync(server.persistDir, { recursive: true, force: true });
+    await server.dispose();
   }
 }
 

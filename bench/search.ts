@@ -11,13 +11,14 @@
  * Env: BENCH_ROUNDS, BENCH_LIMIT (page size, default 20), BENCH_PERSIST_DIR, NIXDOCS_DATA_DIR.
  * @module
  */
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { startDevServer, type DevServer } from "./lib/devserver.ts";
 import { formatMemory, type MemoryReport } from "./lib/memory.ts";
 import { dataFiles, repoRoot } from "./lib/paths.ts";
 import { seedAll, seededCounts } from "./lib/seed.ts";
 import { machine, ms, saveResult, summary, table } from "./lib/stats.ts";
+import { runMain } from "./lib/run.ts";
 
 interface BenchQuery {
   q: string;
@@ -207,12 +208,8 @@ async function main(): Promise<void> {
     console.log(`\nresults saved to ${path.relative(repoRoot, file)}`);
     if (unexpected.length) process.exitCode = 1;
   } finally {
-    await server.stop();
-    if (server.tempPersistDir) rmSync(server.persistDir, { recursive: true, force: true });
+    await server.dispose();
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-  process.exitCode = 1;
-});
+runMain(main);

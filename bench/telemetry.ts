@@ -17,7 +17,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import { sleep } from "../src/cli/processes.ts";
@@ -26,6 +26,7 @@ import { formatMemory } from "./lib/memory.ts";
 import { dataFiles, repoRoot } from "./lib/paths.ts";
 import { seedAll } from "./lib/seed.ts";
 import { machine, ms, saveResult, summary, table } from "./lib/stats.ts";
+import { runMain } from "./lib/run.ts";
 
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 2000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -212,12 +213,8 @@ async function main(): Promise<void> {
     console.log(`\nresults saved to ${path.relative(repoRoot, file)}`);
     if (rounds.some((e) => e.errors) || check.mismatches.length) process.exitCode = 1;
   } finally {
-    await server.stop();
-    if (server.tempPersistDir) rmSync(server.persistDir, { recursive: true, force: true });
+    await server.dispose();
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-  process.exitCode = 1;
-});
+runMain(main);

@@ -25,7 +25,7 @@ export interface DevServer {
   pid: number;
   token: string;
   persistDir: string;
-  /** True when the persist dir is a temp dir made here (callers remove it when done). */
+  /** True when the persist dir is a temp dir made here (`dispose` removes it). */
   tempPersistDir: boolean;
   logFile: string;
   memory: MemorySampler;
@@ -33,6 +33,8 @@ export interface DevServer {
   source: string;
   /** Stops the sampler (its final peaks stay readable), then ends the process group (SIGTERM, SIGKILL after 5 s). */
   stop(): Promise<void>;
+  /** `stop`, then removes the persist dir if it is a temp dir made here. */
+  dispose(): Promise<void>;
 }
 
 const SNAPSHOT_ENTRIES = ["src", "public", "wrangler.jsonc", "package.json", "tsconfig.json", "env.d.ts"];
@@ -125,7 +127,7 @@ export async function startDevServer(opts: StartOptions = {}): Promise<DevServer
       onSpawn: (group) => (memory = new MemorySampler(group.pgid, opts.sampleIntervalMs ?? 200)),
     });
     const sampler = memory!;
-    return {
+    const server: DevServer = {
       url: dev.url,
       port: dev.port,
       pid: dev.pgid,
@@ -140,7 +142,12 @@ export async function startDevServer(opts: StartOptions = {}): Promise<DevServer
         await dev.stop();
         await finish();
       },
+      async dispose() {
+        await server.stop();
+        if (server.tempPersistDir) rmSync(server.persistDir, { recursive: true, force: true });
+      },
     };
+    return server;
   } catch (err) {
     // startWranglerDev has stopped the server already; the caller never saw the temp persist dir.
     await memory?.stop();

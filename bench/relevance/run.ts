@@ -24,6 +24,7 @@ import { substringEngine } from "./engines/substring.ts";
 import type { Engine } from "./engines/types.ts";
 import { assertGold, CATEGORIES, loadGold, type GoldQuery } from "./gold.ts";
 import { aggregate, CUTOFF, scoreQuery, type Aggregate, type QueryScore } from "./metrics.ts";
+import { runMain } from "../lib/run.ts";
 
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 
@@ -206,7 +207,4 @@ async function main(): Promise<void> {
   console.log(`\nresults saved to ${path.relative(repoRoot, file)}`);
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-  process.exitCode = 1;
-});
+runMain(main);

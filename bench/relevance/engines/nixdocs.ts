@@ -4,7 +4,6 @@
  * seeded with the same files through src/cli/ingest-lib.ts, asked `GET /api/v1/search`.
  * @module
  */
-import { rmSync } from "node:fs";
 import { startDevServer, type DevServer } from "../../lib/devserver.ts";
 import type { DataFile } from "../../lib/paths.ts";
 import { seedAll } from "../../lib/seed.ts";
@@ -57,8 +56,7 @@ export function nixdocsEngine(files: readonly DataFile[]): NixdocsEngine {
       if (!server) return;
       const s = server;
       server = undefined;
-      await s.stop();
-      if (s.tempPersistDir) rmSync(s.persistDir, { recursive: true, force: true });
+      await s.dispose();
     },
   };
 }
